@@ -1,0 +1,149 @@
+"""The error tree of llmcomm.
+
+    LLMException                      provider, status_code, request_id, retryable
+    ├── ConfigurationError            nothing usable configured, or a bad setting
+    ├── InvalidRequestError           bad input, refused before any network I/O (also 400/404/413)
+    ├── AuthenticationError           401, 403: a key is missing, wrong or not allowed
+    ├── RateLimitError                429: retry_after (seconds) when the provider says
+    ├── ProviderUnavailableError      5xx, 529 overloaded, refused or dropped connections
+    ├── LLMTimeoutError               the call's deadline passed (also a builtin TimeoutError)
+    ├── StreamInterruptedError        failure after the first chunk: partial_text
+    └── AllProvidersFailedError       every provider failed: errors, one per attempt
+
+No `ExceptionGroup` and no raw SDK, httpx2 or OS exception reaches a caller: each
+provider maps its failures once, and the original is kept as `__cause__`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class LLMException(Exception):
+    """Base class of every error llmcomm raises."""
+
+    #: whether trying the same provider again later can succeed
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status_code = status_code
+        self.request_id = request_id
+        self.retryable = self.default_retryable if retryable is None else retryable
+
+    def __str__(self) -> str:
+        where = f"[{self.provider}] " if self.provider else ""
+        status = f" (HTTP {self.status_code})" if self.status_code else ""
+        rid = f" [request {self.request_id}]" if self.request_id else ""
+        return f"{where}{self.message}{status}{rid}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class ConfigurationError(LLMException):
+    """No usable provider is configured, or a setting is malformed."""
+
+
+class InvalidRequestError(LLMException):
+    """The request is malformed: fix the input, retrying cannot help."""
+
+
+class AuthenticationError(LLMException):
+    """The provider refused the credentials (401) or the permission (403)."""
+
+
+class RateLimitError(LLMException):
+    """The provider asked us to slow down (429)."""
+
+    default_retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        provider: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(
+            message, provider=provider, status_code=status_code, request_id=request_id, retryable=retryable
+        )
+        self.retry_after = retry_after
+
+
+class ProviderUnavailableError(LLMException):
+    """The provider could not serve the request now: 5xx, 529, or no connection."""
+
+    default_retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        provider: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(
+            message, provider=provider, status_code=status_code, request_id=request_id, retryable=retryable
+        )
+        self.retry_after = retry_after
+
+
+class LLMTimeoutError(LLMException, TimeoutError):
+    """The call's deadline passed before the reply was complete."""
+
+    default_retryable = True
+
+
+class StreamInterruptedError(LLMException):
+    """The stream failed after its first chunk; `partial_text` is what arrived."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_text: str = "",
+        provider: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(
+            message, provider=provider, status_code=status_code, request_id=request_id, retryable=retryable
+        )
+        self.partial_text = partial_text
+
+
+class AllProvidersFailedError(LLMException):
+    """Every provider tried failed; `errors` holds one error per attempt, in order."""
+
+    def __init__(self, errors: Sequence[LLMException], *, request_id: str | None = None) -> None:
+        self.errors = tuple(errors)
+        summary = "; ".join(f"{type(e).__name__}: {e}" for e in self.errors)
+        super().__init__(
+            f"all {len(self.errors)} provider attempts failed: {summary}",
+            request_id=request_id,
+            retryable=any(e.retryable for e in self.errors),
+        )
+
+
+def retry_after_of(error: LLMException) -> float | None:
+    """The delay the provider asked for, if it asked."""
+    value = getattr(error, "retry_after", None)
+    return value if isinstance(value, float | int) else None

@@ -1,0 +1,64 @@
+"""The points where a call reports what happens to it.
+
+`ProviderManager` tells an `Observer` about every call's start, first token,
+retries, fallbacks, end and failure. Logging, metrics and user hooks are
+observers; the manager knows nothing of them. Callbacks are synchronous and must
+be cheap: they run on the request's path.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ._errors import LLMException
+from ._types import LLMResponse, Request
+
+
+class Observer(Protocol):
+    """Receives the events of every call a `ProviderManager` serves."""
+
+    def request_start(self, request: Request, providers: tuple[str, ...]) -> None:
+        """A call began; `providers` is the order it will try."""
+
+    def attempt_start(self, request: Request, provider: str, model: str, reason: str) -> None:
+        """An attempt began: `reason` is "first", "fallback", "hedge" or "retry"."""
+
+    def first_token(self, request: Request, provider: str, model: str, seconds: float) -> None:
+        """The winning attempt produced its first content, `seconds` after the call began."""
+
+    def retry(self, request: Request, provider: str, error: LLMException, delay: float) -> None:
+        """`provider` failed with a retryable error and is tried again after `delay` s."""
+
+    def fallback(self, request: Request, from_provider: str, to_provider: str, reason: str) -> None:
+        """The next provider starts because the running one failed or stayed silent."""
+
+    def request_end(self, request: Request, response: LLMResponse) -> None:
+        """The call finished with `response`."""
+
+    def request_error(self, request: Request, error: LLMException, seconds: float) -> None:
+        """The call failed with `error` after `seconds`."""
+
+
+class NullObserver:
+    """An `Observer` that ignores everything."""
+
+    def request_start(self, request: Request, providers: tuple[str, ...]) -> None:
+        pass
+
+    def attempt_start(self, request: Request, provider: str, model: str, reason: str) -> None:
+        pass
+
+    def first_token(self, request: Request, provider: str, model: str, seconds: float) -> None:
+        pass
+
+    def retry(self, request: Request, provider: str, error: LLMException, delay: float) -> None:
+        pass
+
+    def fallback(self, request: Request, from_provider: str, to_provider: str, reason: str) -> None:
+        pass
+
+    def request_end(self, request: Request, response: LLMResponse) -> None:
+        pass
+
+    def request_error(self, request: Request, error: LLMException, seconds: float) -> None:
+        pass
