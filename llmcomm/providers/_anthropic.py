@@ -8,7 +8,7 @@ per delta is what makes SDK streaming slow.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from typing import TYPE_CHECKING, Any, final
 
 import httpx2
@@ -19,12 +19,13 @@ from .._decoders import OversizedMessageError, SSEDecoder
 from .._errors import LLMException, ProviderUnavailableError
 from .._types import Request, StreamChunk, UsageInfo
 from ._base import ERROR_TYPE_STATUS, error_for_status, parse_retry_after, scrub
-from ._http import map_transport_error, sdk_timeout
+from ._http import drain, map_transport_error, sdk_arguments, sdk_timeout
 
 if TYPE_CHECKING:
     import anthropic
 
-ANTHROPIC_VERSION = "2023-06-01"
+#: body fields passed to the SDK by name; the rest travel in `extra_body`, as sent
+_SDK_FIELDS = frozenset({"model", "max_tokens", "messages", "stream", "system"})
 
 
 @final
@@ -78,16 +79,21 @@ class AnthropicProvider:
         body = self.build_body(request)
         model = str(body["model"])
         with self._map_errors(model):
-            async with self._client.messages.with_streaming_response.create(**body) as response:
+            async with self._client.messages.with_streaming_response.create(
+                **sdk_arguments(body, _SDK_FIELDS)
+            ) as response:
                 decoder = SSEDecoder()
                 state = _StreamState(model)
-                async for data in response.http_response.aiter_bytes():
-                    for _event, payload in decoder.feed(data):
-                        chunk = state.handle(orjson.loads(payload), self)
-                        if chunk is not None:
-                            yield chunk
-                    if state.stopped:
-                        break
+                # aclosing: an abandoned body iterator is a ResourceWarning on trio.
+                async with aclosing(response.http_response.aiter_bytes()) as body_bytes:
+                    async for data in body_bytes:
+                        for _event, payload in decoder.feed(data):
+                            chunk = state.handle(orjson.loads(payload), self)
+                            if chunk is not None:
+                                yield chunk
+                        if state.stopped:
+                            await drain(body_bytes)
+                            break
                 if not state.stopped:
                     raise ProviderUnavailableError(
                         "the stream ended before message_stop; the reply is incomplete, try again",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
 import httpx2
 
 from .._config import ProviderConfig
@@ -13,6 +17,35 @@ MAX_CONNECTIONS = 1000
 MAX_KEEPALIVE = 100
 POOL_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
+
+
+#: how long the end of a body may take once its terminal event arrived
+DRAIN_TIMEOUT = 1.0
+
+
+async def drain(body: AsyncIterator[bytes]) -> None:
+    """Read what is left of a body after its terminal event.
+
+    A response read to its end returns its connection to the pool for the next
+    request; one closed early costs a new TCP (and TLS) handshake.
+    """
+    with anyio.move_on_after(DRAIN_TIMEOUT):
+        async for _ in body:
+            pass
+
+
+def sdk_arguments(body: dict[str, Any], named: frozenset[str]) -> dict[str, Any]:
+    """SDK call arguments for a wire `body`.
+
+    Only the fields every SDK version takes by name are passed by name; the rest go
+    in `extra_body`, so options the SDK's signature does not list (or no longer
+    lists) still reach the server unchanged.
+    """
+    arguments = {k: v for k, v in body.items() if k in named}
+    extra = {k: v for k, v in body.items() if k not in named}
+    if extra:
+        arguments["extra_body"] = extra
+    return arguments
 
 
 def sdk_timeout(timeout: float) -> httpx2.Timeout:

@@ -7,7 +7,7 @@ is decoded here with orjson, one dict per chunk instead of one pydantic model.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, aclosing, contextmanager
 from typing import Any, final
 
 import httpx2
@@ -18,9 +18,11 @@ from .._decoders import OversizedMessageError, SSEDecoder
 from .._errors import LLMException, ProviderUnavailableError
 from .._types import Request, StreamChunk, UsageInfo
 from ._base import error_for_status, parse_retry_after, scrub
-from ._http import map_transport_error, sdk_timeout
+from ._http import drain, map_transport_error, sdk_arguments, sdk_timeout
 
 _DONE = b"[DONE]"
+#: body fields passed to the SDK by name; the rest travel in `extra_body`, as sent
+_SDK_FIELDS = frozenset({"model", "messages", "stream"})
 
 
 @final
@@ -79,58 +81,40 @@ class OpenAIProvider:
         """Stream the reply to `request`, decoding the SSE body directly."""
         body = self.build_body(request)
         model = str(body["model"])
+        create = self._client.chat.completions.with_streaming_response.create
         with self._map_errors(model):
-            try:
-                response_cm = self._client.chat.completions.with_streaming_response.create(**body)
-                response = await response_cm.__aenter__()
-            except self._sdk.BadRequestError as exc:
-                if "stream_options" not in body or "stream_options" not in str(exc.body):
-                    raise
-                self._include_usage = False
-                body.pop("stream_options")
-                response_cm = self._client.chat.completions.with_streaming_response.create(**body)
-                response = await response_cm.__aenter__()
-            try:
-                async for chunk in self._decode(response.http_response, model):
-                    yield chunk
-            finally:
-                await response_cm.__aexit__(None, None, None)
+            async with AsyncExitStack() as stack:
+                try:
+                    response = await stack.enter_async_context(create(**sdk_arguments(body, _SDK_FIELDS)))
+                except self._sdk.BadRequestError as exc:
+                    if "stream_options" not in body or "stream_options" not in str(exc.body):
+                        raise
+                    self._include_usage = False
+                    del body["stream_options"]
+                    response = await stack.enter_async_context(create(**sdk_arguments(body, _SDK_FIELDS)))
+                state = _ChunkState(self, model)
+                decoder = SSEDecoder()
+                # aclosing: an abandoned body iterator is a ResourceWarning on trio.
+                async with aclosing(response.http_response.aiter_bytes()) as body_bytes:
+                    async for data in body_bytes:
+                        for _event, payload in decoder.feed(data):
+                            if payload == _DONE:
+                                state.done = True
+                                break
+                            chunk = state.handle(orjson.loads(payload))
+                            if chunk is not None:
+                                yield chunk
+                        if state.done:
+                            await drain(body_bytes)
+                            break
+                if not state.done:
+                    raise ProviderUnavailableError(
+                        "the stream ended before [DONE]; the reply is incomplete, try again", provider=self.name
+                    )
+                yield StreamChunk("", self.name, state.model, state.index, state.finish_reason, state.usage)
 
-    async def _decode(self, http_response: httpx2.Response, model: str) -> AsyncIterator[StreamChunk]:
-        decoder = SSEDecoder()
-        name = self.name
-        index = 0
-        finish_reason: str | None = None
-        usage: UsageInfo | None = None
-        done = False
-        async for data in http_response.aiter_bytes():
-            for _event, payload in decoder.feed(data):
-                if payload == _DONE:
-                    done = True
-                    break
-                obj = orjson.loads(payload)
-                if obj.get("error"):
-                    raise self._stream_error(obj["error"], model)
-                for choice in obj.get("choices") or ():
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        yield StreamChunk(text, name, model, index)
-                        index += 1
-                    finish_reason = choice.get("finish_reason") or finish_reason
-                if raw_usage := obj.get("usage"):
-                    prompt = raw_usage.get("prompt_tokens") or 0
-                    completion = raw_usage.get("completion_tokens") or 0
-                    usage = UsageInfo(prompt, completion, raw_usage.get("total_tokens") or prompt + completion)
-                model = obj.get("model") or model
-            if done:
-                break
-        if not done:
-            raise ProviderUnavailableError(
-                "the stream ended before [DONE]; the reply is incomplete, try again", provider=name
-            )
-        yield StreamChunk("", name, model, index, finish_reason, usage)
-
-    def _stream_error(self, error: Any, model: str) -> LLMException:
+    def stream_error(self, error: Any, model: str) -> LLMException:
+        """The error an `error` object inside a 200 stream stands for."""
         if not isinstance(error, dict):
             error = {"message": str(error)}
         detail = scrub(str(error.get("message") or "error"), self.config.api_key)
@@ -174,3 +158,35 @@ class OpenAIProvider:
                 provider=self.name,
                 retryable=False,
             ) from exc
+
+
+@final
+class _ChunkState:
+    """Position, finish reason and usage while one Chat Completions stream is decoded."""
+
+    __slots__ = ("done", "finish_reason", "index", "model", "name", "provider", "usage")
+
+    def __init__(self, provider: OpenAIProvider, model: str) -> None:
+        self.provider = provider
+        self.name = provider.name
+        self.model = model
+        self.index = 0
+        self.finish_reason: str | None = None
+        self.usage: UsageInfo | None = None
+        self.done = False
+
+    def handle(self, obj: dict[str, Any]) -> StreamChunk | None:
+        if obj.get("error"):
+            raise self.provider.stream_error(obj["error"], self.model)
+        chunk = None
+        for choice in obj.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                chunk = StreamChunk(text, self.name, self.model, self.index)
+                self.index += 1
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        if raw_usage := obj.get("usage"):
+            prompt = raw_usage.get("prompt_tokens") or 0
+            completion = raw_usage.get("completion_tokens") or 0
+            self.usage = UsageInfo(prompt, completion, raw_usage.get("total_tokens") or prompt + completion)
+        return chunk
