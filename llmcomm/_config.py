@@ -22,7 +22,7 @@ ProviderKind = Literal["anthropic", "openai", "claude_cli"]
 KINDS: tuple[ProviderKind, ...] = ("anthropic", "openai", "claude_cli")
 
 DEFAULT_MODELS: Mapping[ProviderKind, str] = {
-    "anthropic": "claude-sonnet-4-5",
+    "anthropic": "claude-sonnet-5-5",
     "openai": "gpt-4o-mini",
     "claude_cli": "sonnet",
 }

@@ -59,12 +59,11 @@ class SSEDecoder:
         return events
 
     def _normalise_newlines(self, data: bytes) -> bytes:
-        # A `\r` at the end of one read may be the first half of `\r\n`.
-        if self._pending_cr:
-            data = b"\r" + data
+        # A `\r` ending one read may be the first half of a `\r\n` split across reads:
+        # it counts as a newline now, and a `\n` opening the next read is then dropped.
+        if self._pending_cr and data.startswith(b"\n"):
+            data = data[1:]
         self._pending_cr = data.endswith(b"\r")
-        if self._pending_cr:
-            data = data[:-1]
         return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 

@@ -1,0 +1,57 @@
+"""One toolchain: the README's test command and CI both run `nox` (lint, typecheck, tests, examples)."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests", "examples"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+SOURCES = ["llmcomm", "tests", "examples", "benchmarks", "noxfile.py"]
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: the rule families of STYLE.md, and formatting."""
+    session.install("ruff>=0.9")
+    session.run("ruff", "check", *SOURCES)
+    session.run("ruff", "format", "--check", *SOURCES)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package and its tests."""
+    session.install("-e", ".[dev,otel]")
+    session.run("mypy", "--strict", "llmcomm", "tests")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite on asyncio and trio, including the real `claude` binary from npm."""
+    session.install("-e", ".[test,otel]")
+    # The real Claude Code CLI is cached in .cache/ (git-ignored): a warm machine skips the download.
+    session.run("python", "tests/claude_cli/install.py")
+    args = session.posargs or ["-q", "--durations=15"]
+    session.run("python", "-m", "pytest", *args, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """The tour in examples/example.py (against the loopback simulator when no keys are set)."""
+    session.install("-e", ".")
+    session.run("python", "examples/example.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the raw HTTP floor, the official SDKs and LiteLLM (`-- --smoke` for seconds)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+if os.environ.get("CI"):
+    # CI has no terminal: keep pip quiet, but never hide a failure.
+    nox.options.verbose = False
