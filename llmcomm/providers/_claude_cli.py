@@ -166,6 +166,12 @@ class ClaudeCLIProvider:
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Run the CLI for `request` and stream its reply."""
         model = request.model or self.model
+        try:
+            prompt = render_prompt(request.messages).encode()
+        except UnicodeEncodeError as exc:
+            raise InvalidRequestError(
+                f"the prompt is not valid text ({exc.reason}); remove lone surrogate characters", provider=self.name
+            ) from exc
         workdir = _Workdir.create()
         process: Process | None = None
         stopped = False
@@ -174,20 +180,21 @@ class ClaudeCLIProvider:
             secrets = [env.get("ANTHROPIC_API_KEY"), env.get("ANTHROPIC_AUTH_TOKEN")]
             argv = self.build_argv(request, model, env, workdir)
             process = await self._launch(argv, env, workdir)
-            await _send_prompt(process, render_prompt(request.messages).encode())
+            await _send_prompt(process, prompt)
             assert process.stdout is not None
             state = _CLIStream(self.name, model)
             decoder = JSONLinesDecoder(self.max_line_bytes)
-            while state.result is None:
+            done = False
+            while not done:
                 data = await self._receive(process.stdout)
+                done = not data
                 for line in self._lines(decoder, data):
                     chunk = state.handle(line)
                     if chunk is not None:
                         yield chunk
                     if state.result is not None:
+                        done = True
                         break
-                if not data:
-                    break
             if state.result is None:
                 returncode = await _shutdown(process, exit_grace=EXIT_GRACE)
                 stopped = True
@@ -208,17 +215,19 @@ class ClaudeCLIProvider:
             workdir.remove()
 
     async def _launch(self, argv: Sequence[str], env: Mapping[str, str], workdir: _Workdir) -> Process:
-        with self._map_launch_errors(), workdir.open_stderr() as stderr, anyio.CancelScope(shield=True):
+        with self._map_launch_errors(), workdir.open_stderr() as stderr:
             # Shielded: a cancellation while spawning must not lose the handle of a started child.
-            return await anyio.open_process(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                cwd=workdir.home,
-                env=env,
-                start_new_session=True,  # its own process group, so the whole group can be ended
-            )
+            with anyio.CancelScope(shield=True):
+                process = await anyio.open_process(
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    cwd=workdir.home,
+                    env=env,
+                    start_new_session=True,  # its own process group, so the whole group can be ended
+                )
+            return process  # noqa: RET504 - returning inside the shield would hide the return from type checkers
 
     @contextmanager
     def _map_launch_errors(self) -> Iterator[None]:
@@ -231,9 +240,9 @@ class ClaudeCLIProvider:
                 provider=self.name,
                 retryable=False,
             ) from exc
-        except ValueError as exc:  # a NUL character cannot pass through argv or the environment
+        except ValueError as exc:  # NUL or lone surrogate characters cannot pass through argv or the environment
             raise InvalidRequestError(
-                f"the claude CLI cannot be started with this input: {exc}; remove NUL characters",
+                f"the claude CLI cannot be started with this input: {exc}; remove NUL and lone surrogate characters",
                 provider=self.name,
             ) from exc
         except OSError as exc:
@@ -343,13 +352,12 @@ class _CLIStream:
             raise self._error(result, secrets)
         final = result.get("result")
         streamed = "".join(self.parts)
-        if isinstance(final, str) and final != streamed:
-            # After an SSE error mid-stream the CLI asks again without streaming, so the
-            # deltas may fall short of the final text. When they are its beginning, the
-            # rest is sent; when they say something else, what was sent cannot be taken
-            # back and nothing more is sent (the final text stays in `last_result`).
-            if final.startswith(streamed) and (rest := self._text(final[len(streamed) :])) is not None:
-                yield rest
+        # After an SSE error mid-stream the CLI asks again without streaming, so the
+        # deltas may fall short of the final text. When they are its beginning, the
+        # rest is sent; when they say something else, what was sent cannot be taken
+        # back and nothing more is sent (the final text stays in `last_result`).
+        if isinstance(final, str) and final.startswith(streamed) and (rest := self._text(final[len(streamed) :])):
+            yield rest
         reason = _first_str(result.get("stop_reason"), self.stop_reason, result.get("terminal_reason")) or "end_turn"
         yield StreamChunk("", self.provider, self.model, self.index, reason, _usage(result.get("usage")))
 
