@@ -30,7 +30,7 @@ _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class UsageInfo(Mapping[str, int]):
     """Token counts reported by the provider.
 
@@ -58,6 +58,15 @@ class UsageInfo(Mapping[str, int]):
 
     def __len__(self) -> int:
         return len(_USAGE_KEYS)
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to any mapping with the same counts, as the legacy usage dict was.
+        if isinstance(other, Mapping):
+            return dict(self) == dict(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.prompt_tokens, self.completion_tokens, self.total_tokens))
 
 
 @final
