@@ -24,10 +24,29 @@ from ._errors import ProviderUnavailableError as ProviderUnavailableError
 from ._errors import RateLimitError as RateLimitError
 from ._errors import StreamInterruptedError as StreamInterruptedError
 from ._events import Observer as Observer
+from ._legacy import LLMMessage as LLMMessage
+from ._legacy import SimpleLLMManager as SimpleLLMManager
+from ._legacy import SimpleLLMService as SimpleLLMService
+from ._legacy import get_llm_manager as get_llm_manager
+from ._legacy import get_llm_service as get_llm_service
 from ._manager import ProviderManager as ProviderManager
+from ._observability import HookEvent as HookEvent
+from ._observability import Hooks as Hooks
+from ._observability import JSONFormatter as JSONFormatter
+from ._observability import Metrics as Metrics
+from ._observability import OpenTelemetry as OpenTelemetry
+from ._observability import RedactingFilter as RedactingFilter
+from ._observability import RequestIdFilter as RequestIdFilter
+from ._observability import current_request_id as current_request_id
+from ._observability import enable_legacy_log_file as enable_legacy_log_file
 from ._retry import CooldownTracker as CooldownTracker
 from ._retry import RetryHandler as RetryHandler
+from ._services import LLMServices as LLMServices
+from ._services import register_llm_services as register_llm_services
+from ._services import shutdown_llm_services as shutdown_llm_services
 from ._stream import LLMStream as LLMStream
+from ._sync import SyncLLMCommunication as SyncLLMCommunication
+from ._sync import SyncLLMStream as SyncLLMStream
 from ._types import Attempt as Attempt
 from ._types import LLMResponse as LLMResponse
 from ._types import Message as Message
@@ -59,24 +78,43 @@ __all__ = [
     "Configuration",
     "ConfigurationError",
     "CooldownTracker",
+    "HookEvent",
+    "Hooks",
     "InvalidRequestError",
+    "JSONFormatter",
     "LLMCommunication",
     "LLMException",
+    "LLMMessage",
     "LLMResponse",
+    "LLMServices",
     "LLMStream",
     "LLMTimeoutError",
     "Message",
+    "Metrics",
     "Observer",
     "OpenAIProvider",
+    "OpenTelemetry",
     "ProviderConfig",
     "ProviderManager",
     "ProviderUnavailableError",
     "RateLimitError",
+    "RedactingFilter",
     "Request",
+    "RequestIdFilter",
     "RetryHandler",
+    "SimpleLLMManager",
+    "SimpleLLMService",
     "StreamChunk",
     "StreamInterruptedError",
+    "SyncLLMCommunication",
+    "SyncLLMStream",
     "UsageInfo",
+    "current_request_id",
+    "enable_legacy_log_file",
+    "get_llm_manager",
+    "get_llm_service",
+    "register_llm_services",
+    "shutdown_llm_services",
 ]
 
 

@@ -15,7 +15,8 @@ from ._config import Configuration, ProviderConfig
 from ._errors import LLMException
 from ._events import Observer
 from ._manager import Call, ProviderManager
-from ._request import build_request, check_timeout
+from ._observability import Hooks, Metrics, Observability, OpenTelemetry, request_id_scope, run_with_request_id
+from ._request import build_request, check_timeout, new_request_id
 from ._retry import CooldownTracker, RetryHandler
 from ._stream import LLMStream
 from ._types import LLMResponse, Message
@@ -24,6 +25,9 @@ from .providers._base import BaseProvider
 _SDK_MODULES = {"anthropic": "anthropic", "openai": "openai"}
 
 MessagesLike = Iterable[Message | Mapping[str, Any] | Any]
+
+#: how long closing a client waits for async hooks still queued or running
+HOOK_GRACE = 1.0
 
 
 @final
@@ -39,12 +43,35 @@ class LLMCommunication:
                     print(chunk.text, end="")
 
     `config=None` reads the environment (`Configuration.from_env()`).
+
+    Observability: every call gets a request id (`request_id=` or a new
+    `LLM-<epoch ms>-<8 hex>`), logs to the `llmcomm` logger, and is counted in
+    `metrics` (`llm.metrics.snapshot()`, `llm.metrics.prometheus()`). `hooks` (or
+    `llm.hooks`) holds callables told of each call's start, first token, retries,
+    fallbacks, end and failure. `otel=OpenTelemetry()` (or `otel=True`) adds
+    OpenTelemetry spans and metrics. `observer` receives the raw manager events.
     """
 
-    def __init__(self, config: Configuration | None = None, *, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        config: Configuration | None = None,
+        *,
+        observer: Observer | None = None,
+        hooks: Hooks | None = None,
+        otel: OpenTelemetry | bool = False,
+    ) -> None:
         self.config = config if config is not None else Configuration.from_env()
         self.config.require_providers()
-        self._observer = observer
+        #: counters and percentiles of this client's calls
+        self.metrics = Metrics()
+        #: the hooks told of this client's calls
+        self.hooks = hooks if hooks is not None else Hooks()
+        otel_recorder = None
+        if otel:
+            from ._observability._otel import OTelRecorder
+
+            otel_recorder = OTelRecorder(otel if isinstance(otel, OpenTelemetry) else OpenTelemetry())
+        self._observability = Observability(self.metrics, self.hooks, otel=otel_recorder, observer=observer)
         self._stack: AsyncExitStack | None = None
         self._task_group: TaskGroup | None = None
         self._manager: ProviderManager | None = None
@@ -66,6 +93,12 @@ class LLMCommunication:
             raise LLMException("this LLMCommunication is already open; enter it once")
         async with AsyncExitStack() as stack:
             providers = await self._build_providers(stack)
+            self._observability.bind_providers(providers)
+            if self._observability.otel is not None:
+                from ._observability._otel import silence_sdk_spans
+
+                for provider in providers:
+                    silence_sdk_spans(provider)
             config = self.config
             self._manager = ProviderManager(
                 providers,
@@ -75,11 +108,12 @@ class LLMCommunication:
                 cooldown=CooldownTracker(
                     config.cooldown_failures, config.cooldown_seconds, config.auth_cooldown_seconds
                 ),
-                observer=self._observer,
+                observer=self._observability,
             )
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
             self._task_group = task_group
+            self._observability.open(task_group)
             self._stack = stack.pop_all()
         return self
 
@@ -95,6 +129,7 @@ class LLMCommunication:
         if stack is None:
             return
         try:
+            await self._observability.aclose(HOOK_GRACE)
             if task_group is not None:
                 # The race tasks close their upstream connections as they are cancelled.
                 task_group.cancel_scope.cancel()
@@ -146,7 +181,12 @@ class LLMCommunication:
         (provider-specific request fields). Bad input raises `InvalidRequestError`
         here, before any network I/O.
         """
-        request = build_request(prompt_or_messages, options)
+        try:
+            request = build_request(prompt_or_messages, options)
+        except LLMException as exc:  # refused before any I/O, but still traceable by its id
+            given = options.get("request_id")
+            exc.request_id = exc.request_id or (given if isinstance(given, str) and given.strip() else new_request_id())
+            raise
         timeout = check_timeout(options.get("timeout")) or self.config.timeout
         manager = self.manager
         providers = manager.select(options.get("provider"))
@@ -157,16 +197,21 @@ class LLMCommunication:
             if self._task_group is None:
                 raise LLMException("the LLMCommunication was closed; open a new one to make calls")
             call = Call(request, providers, timeout)
-            manager.start(task_group, call)
+            # The race task copies this context: it and every task it starts carry the request id.
+            run_with_request_id(request.request_id, manager.start, task_group, call)
             return call
 
         return LLMStream(start)
 
     async def generate_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
         """The whole reply as an `LLMResponse` (streamed underneath, so fallback applies)."""
-        async with self.generate_stream(messages, **options) as stream:
-            async for _ in stream:
-                pass
+        if options.get("request_id") is None:
+            options["request_id"] = new_request_id()
+        stream = self.generate_stream(messages, **options)
+        with request_id_scope(options["request_id"]):  # log lines of the caller's task carry it too
+            async with stream:
+                async for _ in stream:
+                    pass
         assert stream.response is not None
         return stream.response
 

@@ -1,9 +1,10 @@
 """The points where a call reports what happens to it.
 
 `ProviderManager` tells an `Observer` about every call's start, first token,
-retries, fallbacks, end and failure. Logging, metrics and user hooks are
-observers; the manager knows nothing of them. Callbacks are synchronous and must
-be cheap: they run on the request's path.
+retries, fallbacks, end, failure and cancellation; every call that started ends
+with exactly one of `request_end`, `request_error` and `request_cancelled`.
+Logging, metrics and user hooks are observers; the manager knows nothing of
+them. Callbacks are synchronous and must be cheap: they run on the request's path.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class Observer(Protocol):
     def request_error(self, request: Request, error: LLMException, seconds: float) -> None:
         """The call failed with `error` after `seconds`."""
 
+    def request_cancelled(self, request: Request, seconds: float) -> None:
+        """The call was closed or cancelled after `seconds`, before it finished or failed."""
+
 
 class NullObserver:
     """An `Observer` that ignores everything."""
@@ -61,4 +65,7 @@ class NullObserver:
         pass
 
     def request_error(self, request: Request, error: LLMException, seconds: float) -> None:
+        pass
+
+    def request_cancelled(self, request: Request, seconds: float) -> None:
         pass

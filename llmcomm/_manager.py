@@ -208,6 +208,7 @@ class ProviderManager:
                     self.observer.request_error(request, call.error, time.monotonic() - call.started)
             elif call.response is None:
                 call.error = LLMException("the call was closed before it finished", request_id=request.request_id)
+                self.observer.request_cancelled(request, time.monotonic() - call.started)
             call.send.close()
             call.done.set()
 
