@@ -1,10 +1,10 @@
 """The error tree of llmcomm.
 
-    LLMException                      provider, status_code, request_id, retryable
+    LLMException                      provider, status_code, request_id, retryable, retry_after
     ├── ConfigurationError            nothing usable configured, or a bad setting
     ├── InvalidRequestError           bad input, refused before any network I/O (also 400/404/413)
     ├── AuthenticationError           401, 403: a key is missing, wrong or not allowed
-    ├── RateLimitError                429: retry_after (seconds) when the provider says
+    ├── RateLimitError                429 (retry_after when the provider says)
     ├── ProviderUnavailableError      5xx, 529 overloaded, refused or dropped connections
     ├── LLMTimeoutError               the call's deadline passed (also a builtin TimeoutError)
     ├── StreamInterruptedError        failure after the first chunk: partial_text
@@ -33,6 +33,7 @@ class LLMException(Exception):
         status_code: int | None = None,
         request_id: str | None = None,
         retryable: bool | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -40,6 +41,8 @@ class LLMException(Exception):
         self.status_code = status_code
         self.request_id = request_id
         self.retryable = self.default_retryable if retryable is None else retryable
+        #: seconds the provider asked to wait before trying again, when it said so
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         where = f"[{self.provider}] " if self.provider else ""
@@ -68,41 +71,11 @@ class RateLimitError(LLMException):
 
     default_retryable = True
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        provider: str | None = None,
-        status_code: int | None = None,
-        request_id: str | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        super().__init__(
-            message, provider=provider, status_code=status_code, request_id=request_id, retryable=retryable
-        )
-        self.retry_after = retry_after
-
 
 class ProviderUnavailableError(LLMException):
     """The provider could not serve the request now: 5xx, 529, or no connection."""
 
     default_retryable = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        provider: str | None = None,
-        status_code: int | None = None,
-        request_id: str | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        super().__init__(
-            message, provider=provider, status_code=status_code, request_id=request_id, retryable=retryable
-        )
-        self.retry_after = retry_after
 
 
 class LLMTimeoutError(LLMException, TimeoutError):
@@ -141,9 +114,3 @@ class AllProvidersFailedError(LLMException):
             request_id=request_id,
             retryable=any(e.retryable for e in self.errors),
         )
-
-
-def retry_after_of(error: LLMException) -> float | None:
-    """The delay the provider asked for, if it asked."""
-    value = getattr(error, "retry_after", None)
-    return value if isinstance(value, float | int) else None

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, final
 
-from ._errors import AuthenticationError, LLMException, retry_after_of
+from ._errors import AuthenticationError, LLMException
 
 
 @final
@@ -46,9 +46,8 @@ class RetryHandler:
 
     def delay(self, retries_done: int, error: LLMException | None = None) -> float:
         """Seconds to wait before the next retry."""
-        asked = retry_after_of(error) if error is not None else None
-        if asked is not None:
-            return float(asked)
+        if error is not None and error.retry_after is not None:
+            return float(error.retry_after)
         return self._uniform(0.0, min(self.max_delay, self.base_delay * 2**retries_done))
 
 
