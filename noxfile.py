@@ -25,7 +25,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package and its tests."""
     session.install("-e", ".[dev,otel]")
-    session.run("mypy", "--strict", "llmcomm", "tests")
+    session.run("mypy", "--strict", "llmcomm", "tests", "examples")
 
 
 @nox.session
@@ -34,6 +34,8 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test,otel]")
     # The real Claude Code CLI is cached in .cache/ (git-ignored): a warm machine skips the download.
     session.run("python", "tests/claude_cli/install.py")
+    # Headless Chromium (Debian's package) for the browser test of the FastAPI example.
+    session.run("bash", "tests/browser/install_chromium.sh", external=True)
     args = session.posargs or ["-q", "--durations=15"]
     session.run("python", "-m", "pytest", *args, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -43,6 +45,8 @@ def examples(session: nox.Session) -> None:
     """The tour in examples/example.py (against the loopback simulator when no keys are set)."""
     session.install("-e", ".")
     session.run("python", "examples/example.py")
+    session.run("python", "examples/service_factory.py")
+    session.run("llmcomm", "demo")
 
 
 @nox.session

@@ -1,0 +1,128 @@
+"""The examples run and stay true: the tour in simulator mode, and example.env against the code."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmcomm import Configuration, ConfigurationError
+from llmcomm._config import read_dotenv
+from llmcomm.testing import FakeServer, Script
+from tests.helpers import KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+ENV_FILE = EXAMPLES / "example.env"
+#: how llmcomm's code reads a variable: env.get("X"), os.environ.get("X"), _number(env, "X"), ...
+READ_PATTERN = re.compile(r'(?:\.get|_number|_int|_env_int)\(\s*(?:env,\s*)?"([A-Z][A-Z0-9_]+)"')
+NOT_SETTINGS = {"PATH"}
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """No provider credentials and no `claude` on PATH: the examples must use their simulator."""
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "PYTHONIOENCODING": "utf-8"}
+    if "SYSTEMROOT" in os.environ:
+        env["SYSTEMROOT"] = os.environ["SYSTEMROOT"]
+    return env
+
+
+def test_the_tour_runs_on_the_simulator_and_exits_0(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "example.py")],
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "llmcomm tour — using the loopback simulator (no provider credentials found; see examples/example.env)"
+    )
+    for number in range(1, 9):
+        assert any(line.startswith(f"── {number}. ") for line in lines), f"stop {number} is missing"
+    out = result.stdout
+    assert "one, two, three, four, five, six, seven, eight, nine, ten." in out
+    assert "This reply comes from openai, the provider the call named." in out
+    assert re.search(r"silent\s+cancelled", out)
+    assert re.search(r"anthropic\s+won", out)
+    assert "fallbacks counted in this client's metrics: 1" in out
+    assert "llm_call: Legacy code still works." in out
+    assert "(failed: False," in out
+    assert "llmcomm_requests_total" in out
+    assert result.stderr == ""
+    assert not (tmp_path / "logs").exists()
+
+
+def test_the_tour_uses_configured_providers_when_there_are_some(tmp_path: Path) -> None:
+    with FakeServer(default=Script(text="A configured provider answered.")) as server:
+        env = {**clean_env(tmp_path), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.anthropic_base_url}
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / "example.py")],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    out = result.stdout
+    assert out.splitlines()[0] == "llmcomm tour — using real providers: anthropic (claude-sonnet-5-5)"
+    assert re.search(r"offline\s+failed .*ProviderUnavailableError", out)
+    assert re.search(r"anthropic\s+won", out)
+    assert out.count("A configured provider answered.") == 9
+    assert KEY not in out
+
+
+def variables_llmcomm_reads() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "llmcomm").rglob("*.py"):
+        if "testing" not in path.relative_to(ROOT).parts:
+            names.update(READ_PATTERN.findall(path.read_text(encoding="utf-8")))
+    return names - NOT_SETTINGS
+
+
+def test_example_env_lists_every_variable_llmcomm_reads() -> None:
+    text = ENV_FILE.read_text(encoding="utf-8")
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    read = variables_llmcomm_reads()
+    assert len(read) >= 15
+    assert read <= listed, f"not in examples/example.env: {sorted(read - listed)}"
+    for line in text.splitlines():
+        assert not line or line.startswith("#") or re.fullmatch(r"[A-Z][A-Z0-9_]+=", line), line
+    for name in listed:
+        # every variable has a one-line explanation right above it
+        above = text.split(f"\n{name}=")[0] if f"\n{name}=" in text else text.split(f"\n# {name}=")[0]
+        assert above.splitlines()[-1].startswith("# "), name
+
+
+def test_example_env_copied_to_dotenv_sets_no_provider(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(ENV_FILE.read_bytes())
+    assert set(read_dotenv(dotenv)) == {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"}
+    with pytest.raises(ConfigurationError, match="ANTHROPIC_API_KEY"):
+        Configuration.from_env(environ={"PATH": str(tmp_path)}, dotenv_path=dotenv)
+
+
+def test_example_env_defaults_are_the_real_defaults(tmp_path: Path) -> None:
+    # Uncomment every documented default: the configuration must not change.
+    text = ENV_FILE.read_text(encoding="utf-8")
+    defaults = dict(re.findall(r"^# ([A-Z][A-Z0-9_]+)=(\S+)$", text, flags=re.MULTILINE))
+    assert {"LLM_TIMEOUT", "LLM_FALLBACK_TIMEOUT", "ANTHROPIC_MODEL", "OPENAI_MODEL"} <= set(defaults)
+    keys = {"ANTHROPIC_API_KEY": "sk-ant-0123456789abcdef", "OPENAI_API_KEY": "sk-oai-0123456789abcdef"}
+    claude = tmp_path / "claude"
+    claude.write_text("#!/bin/sh\n")
+    claude.chmod(0o755)
+    base = {"PATH": str(tmp_path), **keys}
+    assert Configuration.from_env(environ={**base, **defaults}) == Configuration.from_env(environ=base)
+    assert [p.kind for p in Configuration.from_env(environ=base).providers] == ["anthropic", "openai", "claude_cli"]
