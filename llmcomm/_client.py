@@ -144,7 +144,7 @@ class LLMCommunication:
         if kinds & {"anthropic", "openai"}:
             from .providers._http import new_http_client
 
-            http_client = new_http_client()
+            http_client = new_http_client(self.config.max_connections, self.config.pool_timeout)
             stack.push_async_callback(http_client.aclose)
             for kind in sorted(kinds & _SDK_MODULES.keys()):
                 # A cold SDK import takes a second or two: do it off the event loop.

@@ -107,7 +107,9 @@ class Configuration:
     covering every attempt, retry sleep and fallback; `fallback_timeout` is how long
     the first content token may take before the next provider is raced;
     `stream_idle_timeout` is the longest gap between content chunks once a stream
-    has started.
+    has started. `max_connections` bounds the HTTP connection pool shared by the
+    HTTP providers; a request that finds no free connection within `pool_timeout`
+    fails with `ProviderUnavailableError` instead of waiting.
     """
 
     providers: Sequence[ProviderConfig | BaseProvider] = ()
@@ -120,12 +122,16 @@ class Configuration:
     cooldown_failures: int = 3
     cooldown_seconds: float = 30.0
     auth_cooldown_seconds: float = 300.0
+    max_connections: int = 1000
+    pool_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
-        for name in ("fallback_timeout", "stream_idle_timeout", "timeout"):
+        for name in ("fallback_timeout", "stream_idle_timeout", "timeout", "pool_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_connections < 1:
+            raise ConfigurationError(f"max_connections must be at least 1, got {self.max_connections}")
         if self.max_retries < 0:
             raise ConfigurationError(f"max_retries must be 0 or more, got {self.max_retries}")
         names = [p.name for p in self.providers]

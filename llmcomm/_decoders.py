@@ -38,29 +38,69 @@ class SSEDecoder:
         if self._pending_cr or b"\r" in data:
             data = self._normalise_newlines(data)
         buffer = self._buffer + data if self._buffer else data
+        # One split per read rather than one find per event: a read holds hundreds of events.
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()
         events: list[tuple[str | None, bytes]] = []
-        start = 0
-        find = buffer.find
-        while (end := find(b"\n\n", start)) >= 0:
-            block = buffer[start:end]
-            start = end + 2
-            # Fast path: the single `data:` line that both APIs send for every delta.
-            if block.startswith(b"data: ") and b"\n" not in block:
-                events.append((None, block[6:]))
-                continue
+        append = events.append
+        for block in blocks:
+            # Fast paths for the two shapes both APIs send for every delta:
+            # a single `data:` line, and an `event:` line followed by one `data:` line.
+            if block[:6] == b"data: ":
+                if b"\n" not in block:
+                    append((None, block[6:]))
+                    continue
+            elif block[:7] == b"event: ":
+                newline = block.find(b"\n")
+                if block[newline + 1 : newline + 7] == b"data: " and block.find(b"\n", newline + 1) < 0:
+                    append((block[7:newline].decode("utf-8", "replace"), block[newline + 7 :]))
+                    continue
             event = _parse_block(block)
             if event is not None:
-                events.append(event)
-        self._buffer = buffer[start:]
+                append(event)
         if len(self._buffer) > self._max_bytes:
             size = len(self._buffer)
             self._buffer = b""
             raise OversizedMessageError(f"an event grew to {size} bytes, over the bound of {self._max_bytes}")
         return events
 
+    def feed_data(self, data: bytes) -> list[bytes]:
+        """Like `feed`, but only each event's data: for readers that dispatch on the payload.
+
+        The same events in the same order as `feed` would return, without decoding
+        their names (the per-token path of both providers).
+        """
+        if self._pending_cr or b"\r" in data:
+            data = self._normalise_newlines(data)
+        buffer = self._buffer + data if self._buffer else data
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()
+        payloads: list[bytes] = []
+        append = payloads.append
+        for block in blocks:
+            if block[:6] == b"data: ":
+                if b"\n" not in block:
+                    append(block[6:])
+                    continue
+            elif block[:7] == b"event: ":
+                start = block.find(b"\n") + 1
+                if block[start : start + 6] == b"data: " and block.find(b"\n", start) < 0:
+                    append(block[start + 6 :])
+                    continue
+            event = _parse_block(block)
+            if event is not None:
+                append(event[1])
+        if len(self._buffer) > self._max_bytes:
+            size = len(self._buffer)
+            self._buffer = b""
+            raise OversizedMessageError(f"an event grew to {size} bytes, over the bound of {self._max_bytes}")
+        return payloads
+
     def _normalise_newlines(self, data: bytes) -> bytes:
         # A `\r` ending one read may be the first half of a `\r\n` split across reads:
         # it counts as a newline now, and a `\n` opening the next read is then dropped.
+        if not data:
+            return data  # an empty read settles nothing about a pending `\r`
         if self._pending_cr and data.startswith(b"\n"):
             data = data[1:]
         self._pending_cr = data.endswith(b"\r")

@@ -163,6 +163,8 @@ class ProviderManager:
         """The providers a call may use: all, or the one it names."""
         if provider is None:
             return self.providers
+        if not isinstance(provider, str):
+            raise InvalidRequestError(f"provider must be a provider's name (a str), got {type(provider).__name__}")
         try:
             return (self._by_name[provider],)
         except KeyError:
@@ -391,14 +393,25 @@ class ProviderManager:
 
     async def _attempt(self, call: Call, attempt: _Attempt, inbox: MemoryObjectSendStream[_Report]) -> None:
         report: StreamChunk | LLMException | None = None
+        send_nowait = call.send.send_nowait
+        parts = attempt.parts
+        monotonic = time.monotonic
         with attempt.scope:
             try:
                 async with aclosing(attempt.provider.stream(call.request)) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
                         if attempt.won:
-                            attempt.last_progress = time.monotonic()
-                            _remember(attempt, chunk)
-                            await _deliver(call, attempt, chunk)
+                            # The per-token path, inlined: remember the text, hand the chunk over
+                            # without a coroutine while the buffer has room (`_deliver` otherwise).
+                            attempt.last_progress = monotonic()
+                            if chunk.text:
+                                parts.append(chunk.text)
+                            else:
+                                attempt.closing = chunk
+                            try:
+                                send_nowait(chunk)
+                            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                                await _deliver(call, attempt, chunk)
                         elif chunk.text or chunk.finish_reason is not None or chunk.usage is not None:
                             inbox.send_nowait((attempt, chunk))
                             await attempt.decided.wait()  # only a winner gets past this

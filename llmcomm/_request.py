@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -36,13 +37,27 @@ def to_message(item: object, position: int) -> Message:
         raise InvalidRequestError(
             f"message {position} is a {type(item).__name__}; pass a Message, a dict or an object with .role and .content"
         )
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise InvalidRequestError(f"message {position} has role {role!r}; use one of 'system', 'user', 'assistant'")
     if not isinstance(content, str):
         raise InvalidRequestError(f"message {position} content must be a str, got {type(content).__name__}")
     if name is not None and not isinstance(name, str):
         raise InvalidRequestError(f"message {position} name must be a str or None, got {type(name).__name__}")
+    check_encodable(content, f"message {position} content")
+    if name is not None:
+        check_encodable(name, f"message {position} name")
     return Message(role, content, name)
+
+
+def check_encodable(text: str, what: str) -> None:
+    """Refuse text that cannot travel as UTF-8 (a lone surrogate), before any I/O."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(
+            f"{what} is not valid Unicode text (a lone surrogate at index {exc.start}); "
+            "decode the input with errors='replace' or strip the surrogates"
+        ) from None
 
 
 def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Request:
@@ -57,6 +72,7 @@ def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Req
     if isinstance(prompt_or_messages, str):
         if not prompt_or_messages.strip():
             raise InvalidRequestError("the prompt is empty; pass a non-empty string")
+        check_encodable(prompt_or_messages, "the prompt")
         messages = [Message("user", prompt_or_messages)]
     elif isinstance(prompt_or_messages, bytes | Mapping) or not isinstance(prompt_or_messages, Iterable):
         raise InvalidRequestError(
@@ -69,6 +85,7 @@ def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Req
     if system_option is not None:
         if not isinstance(system_option, str):
             raise InvalidRequestError(f"system must be a str, got {type(system_option).__name__}")
+        check_encodable(system_option, "system")
         if system_option.strip():
             system_parts.insert(0, system_option)
     turns = tuple(m for m in messages if m.role != "system")
@@ -104,6 +121,7 @@ def _optional_str(options: Mapping[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequestError(f"{key} must be a non-empty str, got {value!r}")
+    check_encodable(value, key)
     return value
 
 
@@ -131,4 +149,11 @@ def _extra(value: object) -> Mapping[str, Any]:
     reserved = {"model", "messages", "stream", "system"} & set(value)
     if reserved:
         raise InvalidRequestError(f"extra may not set {sorted(reserved)}; use the call's own arguments")
+    try:
+        # What the SDKs will send: strict JSON (no NaN or infinity), valid UTF-8.
+        json.dumps(value, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"extra must hold only JSON values (str, numbers, bools, None, lists, dicts; no NaN): {exc}"
+        ) from None
     return dict(value)

@@ -7,19 +7,19 @@ per delta is what makes SDK streaming slow.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, final
 
 import httpx2
 import orjson
 
 from .._config import ProviderConfig
-from .._decoders import OversizedMessageError, SSEDecoder
+from .._decoders import SSEDecoder
 from .._errors import LLMException, ProviderUnavailableError
 from .._types import Request, StreamChunk, UsageInfo
-from ._base import ERROR_TYPE_STATUS, error_for_status, parse_retry_after, scrub
-from ._http import drain, map_transport_error, sdk_arguments, sdk_timeout
+from ._base import ERROR_TYPE_STATUS, error_for_status, scrub
+from ._http import drain, map_sdk_errors, sdk_arguments, sdk_client_options
 
 if TYPE_CHECKING:
     import anthropic
@@ -42,12 +42,7 @@ class AnthropicProvider:
         self.model = config.model
         self._sdk = anthropic
         self._client: anthropic.AsyncAnthropic = anthropic.AsyncAnthropic(
-            api_key=config.api_key,
-            base_url=config.base_url,
-            max_retries=0,  # llmcomm owns retries: a hidden SDK sleep would break the fallback race
-            timeout=sdk_timeout(config.timeout),
-            http_client=http_client,
-            default_headers=dict(config.headers) or None,
+            api_key=config.api_key, **sdk_client_options(config, http_client)
         )
         self._owns_http_client = http_client is None
 
@@ -78,17 +73,26 @@ class AnthropicProvider:
         """Stream the reply to `request`, decoding the SSE body directly."""
         body = self.build_body(request)
         model = str(body["model"])
-        with self._map_errors(model):
+        with map_sdk_errors(self._sdk, self.name, self.config, model, "the Messages API"):
             async with self._client.messages.with_streaming_response.create(
                 **sdk_arguments(body, _SDK_FIELDS)
             ) as response:
-                decoder = SSEDecoder()
+                feed = SSEDecoder().feed_data
                 state = _StreamState(model)
+                handle = state.handle
+                loads = orjson.loads
+                name = self.name
                 # aclosing: an abandoned body iterator is a ResourceWarning on trio.
                 async with aclosing(response.http_response.aiter_bytes()) as body_bytes:
                     async for data in body_bytes:
-                        for _event, payload in decoder.feed(data):
-                            chunk = state.handle(orjson.loads(payload), self)
+                        for payload in feed(data):
+                            event = loads(payload)
+                            # The hot path, a text delta, inline; every other event through handle().
+                            if event.get("type") == "content_block_delta" and (text := event["delta"].get("text")):
+                                yield StreamChunk(text, name, state.model, state.index)
+                                state.index += 1
+                                continue
+                            chunk = handle(event, self)
                             if chunk is not None:
                                 yield chunk
                         if state.stopped:
@@ -113,37 +117,6 @@ class AnthropicProvider:
             key_hint="ANTHROPIC_API_KEY",
             model=self.model,
         )
-
-    @contextmanager
-    def _map_errors(self, model: str) -> Iterator[None]:
-        # The one place where SDK, transport and decoding failures become llmcomm errors.
-        sdk = self._sdk
-        try:
-            yield
-        except LLMException:
-            raise
-        except sdk.APIStatusError as exc:
-            body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
-            inner = body.get("error")
-            error: dict[str, Any] = inner if isinstance(inner, dict) else body
-            detail = str(error.get("message") or exc.response.reason_phrase or "error")
-            raise error_for_status(
-                exc.status_code,
-                scrub(detail, self.config.api_key),
-                provider=self.name,
-                key_hint="ANTHROPIC_API_KEY",
-                model=model,
-                retry_after=parse_retry_after(exc.response.headers),
-                code=str(error.get("type") or "") or None,
-            ) from exc
-        except (sdk.APIConnectionError, httpx2.HTTPError) as exc:
-            raise map_transport_error(exc, self.name, self.config) from exc
-        except (orjson.JSONDecodeError, OversizedMessageError, KeyError, TypeError, AttributeError) as exc:
-            raise ProviderUnavailableError(
-                f"malformed event stream ({type(exc).__name__}); the server did not speak the Messages API",
-                provider=self.name,
-                retryable=False,
-            ) from exc
 
 
 @final

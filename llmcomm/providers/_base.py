@@ -7,6 +7,8 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol, runtime_checkable
 
+import orjson
+
 from .._errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -124,3 +126,21 @@ def scrub(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 8 and secret in text:
         return text.replace(secret, "****")
     return text
+
+
+def scrub_exception(error: BaseException, secret: str | None) -> None:
+    """Mask `secret` in an SDK error a server may have echoed it into, before it is chained.
+
+    The error stays the `__cause__` of llmcomm's own; only the key is masked, in its
+    message, its args and its parsed body.
+    """
+    if not secret or len(secret) < 8:
+        return
+    error.args = tuple(scrub(a, secret) if isinstance(a, str) else a for a in error.args)
+    message = getattr(error, "message", None)
+    if isinstance(message, str):
+        error.message = scrub(message, secret)  # type: ignore[attr-defined]
+    body = getattr(error, "body", None)
+    if body is not None and secret in repr(body):
+        masked = orjson.dumps(body, default=str).replace(secret.encode(), b"****")
+        error.body = orjson.loads(masked)  # type: ignore[attr-defined]

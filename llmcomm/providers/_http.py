@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 import anyio
 import httpx2
+import orjson
 
 from .._config import ProviderConfig
+from .._decoders import OversizedMessageError
 from .._errors import LLMException, ProviderUnavailableError
+from ._base import error_for_status, parse_retry_after, scrub, scrub_exception
 
 # Enough for a thousand concurrent streams on one client; a request that cannot get
 # a connection within POOL_TIMEOUT fails with a typed error instead of hanging.
@@ -34,6 +39,56 @@ async def drain(body: AsyncIterator[bytes]) -> None:
             pass
 
 
+def sdk_client_options(config: ProviderConfig, http_client: httpx2.AsyncClient | None) -> dict[str, Any]:
+    """Keyword arguments both official SDK clients take, the same way."""
+    return {
+        "base_url": config.base_url,
+        "max_retries": 0,  # llmcomm owns retries: a hidden SDK sleep would break the fallback race
+        # Every SDK request carries a full Timeout: its pool part must be the client's own.
+        "timeout": sdk_timeout(config.timeout, http_client.timeout.pool if http_client else None),
+        "http_client": http_client,
+        "default_headers": dict(config.headers) or None,
+    }
+
+
+@contextmanager
+def map_sdk_errors(sdk: ModuleType, provider: str, config: ProviderConfig, model: str, wire: str) -> Iterator[None]:
+    """The one place where an SDK's, the transport's and the decoder's failures become llmcomm errors.
+
+    Both SDKs raise `APIStatusError` (with the response and its parsed body) and
+    `APIConnectionError`; `wire` names the protocol for the malformed-stream message.
+    """
+    key_hint = f"{config.kind.upper()}_API_KEY"
+    try:
+        yield
+    except LLMException:
+        raise
+    except sdk.APIStatusError as exc:
+        body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
+        inner = body.get("error")  # Anthropic nests the error object; the OpenAI SDK unwraps it
+        error: dict[str, Any] = inner if isinstance(inner, dict) else body
+        detail = str(error.get("message") or exc.response.reason_phrase or "error")
+        code = error.get("code") or error.get("type")
+        scrub_exception(exc, config.api_key)
+        raise error_for_status(
+            exc.status_code,
+            scrub(detail, config.api_key),
+            provider=provider,
+            key_hint=key_hint,
+            model=model,
+            retry_after=parse_retry_after(exc.response.headers),
+            code=str(code) if code else None,
+        ) from exc
+    except (sdk.APIConnectionError, httpx2.HTTPError) as exc:
+        raise map_transport_error(exc, provider, config) from exc
+    except (orjson.JSONDecodeError, OversizedMessageError, KeyError, TypeError, AttributeError) as exc:
+        raise ProviderUnavailableError(
+            f"malformed event stream ({type(exc).__name__}); the server did not speak {wire}",
+            provider=provider,
+            retryable=False,
+        ) from exc
+
+
 def sdk_arguments(body: dict[str, Any], named: frozenset[str]) -> dict[str, Any]:
     """SDK call arguments for a wire `body`.
 
@@ -48,9 +103,12 @@ def sdk_arguments(body: dict[str, Any], named: frozenset[str]) -> dict[str, Any]
     return arguments
 
 
-def sdk_timeout(timeout: float) -> httpx2.Timeout:
-    """Per-attempt timeouts: `timeout` is also the longest silence tolerated on a connection."""
-    return httpx2.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout), pool=min(POOL_TIMEOUT, timeout))
+def sdk_timeout(timeout: float, pool: float | None = None) -> httpx2.Timeout:
+    """Per-attempt timeouts: `timeout` is also the longest silence tolerated on a connection.
+
+    `pool` is how long a request may wait for a free connection (default `POOL_TIMEOUT`).
+    """
+    return httpx2.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout), pool=min(pool or POOL_TIMEOUT, timeout))
 
 
 def new_http_client(max_connections: int = MAX_CONNECTIONS, pool_timeout: float = POOL_TIMEOUT) -> httpx2.AsyncClient:

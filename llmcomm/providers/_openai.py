@@ -6,19 +6,19 @@ is decoded here with orjson, one dict per chunk instead of one pydantic model.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, aclosing, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, aclosing
 from typing import Any, final
 
 import httpx2
 import orjson
 
 from .._config import ProviderConfig
-from .._decoders import OversizedMessageError, SSEDecoder
+from .._decoders import SSEDecoder
 from .._errors import LLMException, ProviderUnavailableError
 from .._types import Request, StreamChunk, UsageInfo
-from ._base import error_for_status, parse_retry_after, scrub
-from ._http import drain, map_transport_error, sdk_arguments, sdk_timeout
+from ._base import error_for_status, scrub
+from ._http import drain, map_sdk_errors, sdk_arguments, sdk_client_options
 
 _DONE = b"[DONE]"
 #: body fields passed to the SDK by name; the rest travel in `extra_body`, as sent
@@ -38,14 +38,7 @@ class OpenAIProvider:
         self.name = config.name
         self.model = config.model
         self._sdk = openai
-        self._client = openai.AsyncOpenAI(
-            api_key=config.api_key or "unused",
-            base_url=config.base_url,
-            max_retries=0,  # llmcomm owns retries: a hidden SDK sleep would break the fallback race
-            timeout=sdk_timeout(config.timeout),
-            http_client=http_client,
-            default_headers=dict(config.headers) or None,
-        )
+        self._client = openai.AsyncOpenAI(api_key=config.api_key or "unused", **sdk_client_options(config, http_client))
         self._owns_http_client = http_client is None
         # Some compatible servers reject `stream_options`; once seen, stop sending it.
         self._include_usage = True
@@ -82,7 +75,7 @@ class OpenAIProvider:
         body = self.build_body(request)
         model = str(body["model"])
         create = self._client.chat.completions.with_streaming_response.create
-        with self._map_errors(model):
+        with map_sdk_errors(self._sdk, self.name, self.config, model, "Chat Completions"):
             async with AsyncExitStack() as stack:
                 try:
                     response = await stack.enter_async_context(create(**sdk_arguments(body, _SDK_FIELDS)))
@@ -93,15 +86,30 @@ class OpenAIProvider:
                     del body["stream_options"]
                     response = await stack.enter_async_context(create(**sdk_arguments(body, _SDK_FIELDS)))
                 state = _ChunkState(self, model)
-                decoder = SSEDecoder()
+                feed = SSEDecoder().feed_data
+                handle = state.handle
+                loads = orjson.loads
+                name = self.name
                 # aclosing: an abandoned body iterator is a ResourceWarning on trio.
                 async with aclosing(response.http_response.aiter_bytes()) as body_bytes:
                     async for data in body_bytes:
-                        for _event, payload in decoder.feed(data):
+                        for payload in feed(data):
                             if payload == _DONE:
                                 state.done = True
                                 break
-                            chunk = state.handle(orjson.loads(payload))
+                            event = loads(payload)
+                            # The hot path inline: one choice with text and nothing else to note.
+                            # Anything else goes through handle(), which decides the same way.
+                            if not event.get("error") and not event.get("usage"):
+                                choices = event.get("choices")
+                                if choices.__class__ is list and len(choices) == 1:
+                                    choice = choices[0]
+                                    delta = choice.get("delta")
+                                    if delta and (text := delta.get("content")) and not choice.get("finish_reason"):
+                                        yield StreamChunk(text, name, state.model, state.index)
+                                        state.index += 1
+                                        continue
+                            chunk = handle(event)
                             if chunk is not None:
                                 yield chunk
                         if state.done:
@@ -129,36 +137,6 @@ class OpenAIProvider:
             model=model,
         )
 
-    @contextmanager
-    def _map_errors(self, model: str) -> Iterator[None]:
-        # The one place where SDK, transport and decoding failures become llmcomm errors.
-        sdk = self._sdk
-        try:
-            yield
-        except LLMException:
-            raise
-        except sdk.APIStatusError as exc:
-            error: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
-            detail = str(error.get("message") or exc.response.reason_phrase or "error")
-            code = error.get("code") or error.get("type")
-            raise error_for_status(
-                exc.status_code,
-                scrub(detail, self.config.api_key),
-                provider=self.name,
-                key_hint="OPENAI_API_KEY",
-                model=model,
-                retry_after=parse_retry_after(exc.response.headers),
-                code=str(code) if code else None,
-            ) from exc
-        except (sdk.APIConnectionError, httpx2.HTTPError) as exc:
-            raise map_transport_error(exc, self.name, self.config) from exc
-        except (orjson.JSONDecodeError, OversizedMessageError, KeyError, TypeError, AttributeError) as exc:
-            raise ProviderUnavailableError(
-                f"malformed event stream ({type(exc).__name__}); the server did not speak Chat Completions",
-                provider=self.name,
-                retryable=False,
-            ) from exc
-
 
 @final
 class _ChunkState:
@@ -176,16 +154,18 @@ class _ChunkState:
         self.done = False
 
     def handle(self, obj: dict[str, Any]) -> StreamChunk | None:
-        if obj.get("error"):
+        get = obj.get
+        if get("error"):
             raise self.provider.stream_error(obj["error"], self.model)
         chunk = None
-        for choice in obj.get("choices") or ():
-            text = (choice.get("delta") or {}).get("content")
-            if text:
+        for choice in get("choices") or ():
+            delta = choice.get("delta")
+            if delta and (text := delta.get("content")):
                 chunk = StreamChunk(text, self.name, self.model, self.index)
                 self.index += 1
-            self.finish_reason = choice.get("finish_reason") or self.finish_reason
-        if raw_usage := obj.get("usage"):
+            if reason := choice.get("finish_reason"):
+                self.finish_reason = reason
+        if raw_usage := get("usage"):
             prompt = raw_usage.get("prompt_tokens") or 0
             completion = raw_usage.get("completion_tokens") or 0
             self.usage = UsageInfo(prompt, completion, raw_usage.get("total_tokens") or prompt + completion)

@@ -107,8 +107,8 @@ async def _hold(provider: AnthropicProvider, *, task_status: anyio.abc.TaskStatu
 async def test_an_exhausted_pool_is_a_typed_error_not_a_hang(fake: FakeServer) -> None:
     """Two stalled streams hold a pool of two; the third request fails once the pool timeout passes.
 
-    `LLMCommunication` has no setting for the pool, so the provider gets its pool directly.
-    The per-attempt pool timeout is the provider's `timeout` (see the strict xfail below).
+    The provider gets a small pool directly; `Configuration(max_connections=..., pool_timeout=...)`
+    sets the same for an `LLMCommunication` (tested below).
     """
     fake.default = Script(chunks=("a", "b"), stall_after=1, keepalive_interval=0.05)
     cfg = ProviderConfig(name="anthropic", kind="anthropic", base_url=fake.anthropic_base_url, api_key="k", timeout=0.5)
@@ -130,11 +130,6 @@ async def test_an_exhausted_pool_is_a_typed_error_not_a_hang(fake: FakeServer) -
     assert fake.request_count == 2  # the third request never reached the wire
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="providers/_http.py sdk_timeout() sends pool=min(POOL_TIMEOUT, timeout) with every SDK request, "
-    "which overrides the pool_timeout given to new_http_client(): a dry pool waits 10 s, not 0.3 s",
-)
 async def test_the_pool_timeout_of_the_client_is_the_one_applied(fake: FakeServer) -> None:
     fake.default = Script(chunks=("a", "b"), stall_after=1, keepalive_interval=0.05)
     cfg = ProviderConfig(name="anthropic", kind="anthropic", base_url=fake.anthropic_base_url, api_key="k")
@@ -153,3 +148,17 @@ async def test_the_pool_timeout_of_the_client_is_the_one_applied(fake: FakeServe
             holders.cancel_scope.cancel()
         await anthropic.aclose()
     assert isinstance(error, ProviderUnavailableError)
+
+
+async def test_the_pool_is_configured_through_the_public_api(fake: FakeServer) -> None:
+    """`Configuration(max_connections=1, pool_timeout=0.3)`: a second stream fails fast while one holds the pool."""
+    fake.default = Script(chunks=("a", "b"), stall_after=1, keepalive_interval=0.05)
+    cfg = config(provider(fake), max_connections=1, pool_timeout=0.3)
+    async with LLMCommunication(cfg) as llm, llm.generate_stream("hold the only connection") as holder:
+        await holder.__anext__()
+        started = time.monotonic()
+        with pytest.raises(ProviderUnavailableError, match="no free connection in the pool"):
+            await llm.generate_text("no room")
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0
+    assert fake.request_count == 1

@@ -131,11 +131,6 @@ async def test_a_key_echoed_by_the_server_is_masked_in_llmcomm_messages(fake: Fa
     assert not leaked, "\n".join(leaked)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="providers/_http.py map_sdk_errors() masks the key in llmcomm's message but chains the SDK's "
-    "APIStatusError unchanged (`from exc`), whose str/args/body still hold a key the server echoed",
-)
 async def test_a_key_echoed_by_the_server_is_masked_in_the_cause_chain(fake: FakeServer) -> None:
     async with LLMCommunication(echoing(fake)) as llm:
         with pytest.raises(AllProvidersFailedError) as caught:
