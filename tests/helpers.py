@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any, Literal
+
+import pytest
 
 from llmcomm import Configuration, ProviderConfig
 from llmcomm.testing import FakeServer
@@ -32,3 +35,31 @@ def refused_url(kind: Literal["anthropic", "openai"] = "anthropic") -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}" + ("/v1" if kind == "openai" else "")
+
+
+#: every variable that could configure a provider or its times
+PROVIDER_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_MAX_TOKENS",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_MODEL",
+    "OPENAI_MAX_TOKENS",
+    "CLAUDE_CLI_PATH",
+    "CLAUDE_CLI_MODEL",
+    "LLM_PROVIDERS",
+    "LLM_TIMEOUT",
+    "LLM_FALLBACK_TIMEOUT",
+    "LLM_STREAM_IDLE_TIMEOUT",
+)
+
+
+def clear_provider_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Nothing configured: no provider variable, no `claude` on PATH, no `./.env`, no legacy log file."""
+    for name in PROVIDER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("ENABLE_LLM_SPECIAL_LOG", "false")
+    monkeypatch.chdir(tmp_path)

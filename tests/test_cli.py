@@ -15,24 +15,7 @@ import pytest
 
 from llmcomm.__main__ import main
 from llmcomm.testing import FakeServer, Script
-from tests.helpers import KEY, refused_url
-
-PROVIDER_VARIABLES = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_MODEL",
-    "ANTHROPIC_MAX_TOKENS",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_MODEL",
-    "OPENAI_MAX_TOKENS",
-    "CLAUDE_CLI_PATH",
-    "CLAUDE_CLI_MODEL",
-    "LLM_PROVIDERS",
-    "LLM_TIMEOUT",
-    "LLM_FALLBACK_TIMEOUT",
-    "LLM_STREAM_IDLE_TIMEOUT",
-)
+from tests.helpers import KEY, clear_provider_environment, refused_url
 
 
 class TerminalInput(io.StringIO):
@@ -45,10 +28,7 @@ class TerminalInput(io.StringIO):
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """No provider in the environment, no `.env`, no `claude` on PATH, and a terminal on stdin."""
-    for name in PROVIDER_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
+    clear_provider_environment(monkeypatch, tmp_path)
     monkeypatch.setattr(sys, "stdin", TerminalInput())
     return monkeypatch
 

@@ -101,7 +101,7 @@ def test_dotenv_errors_are_clear(tmp_path: Path) -> None:
         Configuration.from_env(environ={}, dotenv_path=tmp_path / "missing.env")
     bad = tmp_path / "bad.env"
     bad.write_text("this is not an assignment\n")
-    with pytest.raises(ConfigurationError, match="bad.env:1"):
+    with pytest.raises(ConfigurationError, match=r"bad\.env:1"):
         Configuration.from_env(environ={}, dotenv_path=bad)
 
 

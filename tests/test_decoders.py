@@ -7,10 +7,10 @@ import pytest
 from llmcomm._decoders import JSONLinesDecoder, OversizedMessageError, SSEDecoder
 
 STREAM = (
-    b"event: message_start\ndata: {\"a\": 1}\n\n"
+    b'event: message_start\ndata: {"a": 1}\n\n'
     b": keep-alive comment\n\n"
     b"event: ping\ndata: {}\n\n"
-    b"data: {\"text\": \"h\xc3\xa9llo \xf0\x9f\x8e\x89\"}\n\n"
+    b'data: {"text": "h\xc3\xa9llo \xf0\x9f\x8e\x89"}\n\n'
     b"data: line one\ndata: line two\n\n"
     b"event: no-data\n\n"
     b"data: [DONE]\n\n"

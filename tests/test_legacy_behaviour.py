@@ -31,33 +31,18 @@ from llmcomm._observability import disable_legacy_log_file
 from llmcomm._portal import SHARED
 from llmcomm.testing import FakeServer, Script
 
+from .helpers import clear_provider_environment
+
 importlib.import_module("anthropic")  # the cold SDK import is not what these tests time
 importlib.import_module("openai")
 
 KEY = "test-key-0123456789"
 REQUEST_ID = re.compile(r"^LLM-\d{13}-[0-9a-f]{8}$")
-CLEARED = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_MODEL",
-    "ANTHROPIC_MAX_TOKENS",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_MODEL",
-    "CLAUDE_CLI_PATH",
-    "LLM_PROVIDERS",
-    "LLM_TIMEOUT",
-    "LLM_FALLBACK_TIMEOUT",
-)
 
 
 @pytest.fixture(autouse=True)
 def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in CLEARED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))  # no `claude` to find
-    monkeypatch.setenv("ENABLE_LLM_SPECIAL_LOG", "false")
-    monkeypatch.chdir(tmp_path)  # no ./.env to read
+    clear_provider_environment(monkeypatch, tmp_path)
     yield
     _reset_legacy_singletons()
     assert not portal_running(), "a service was left open"

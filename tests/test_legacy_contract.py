@@ -27,31 +27,16 @@ from llmcomm import (
 )
 from llmcomm._legacy import _reset_legacy_singletons
 
+from .helpers import clear_provider_environment
+
 EMPTY = inspect.Parameter.empty
 POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
 VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
 
-#: the variables that could configure a provider; cleared so nothing is configured
-PROVIDER_VARIABLES = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_MODEL",
-    "ANTHROPIC_MAX_TOKENS",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_MODEL",
-    "CLAUDE_CLI_PATH",
-    "LLM_PROVIDERS",
-)
-
 
 @pytest.fixture(autouse=True)
 def _nothing_configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in PROVIDER_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))  # no `claude` to find
-    monkeypatch.setenv("ENABLE_LLM_SPECIAL_LOG", "false")
-    monkeypatch.chdir(tmp_path)  # no ./.env to read
+    clear_provider_environment(monkeypatch, tmp_path)
     yield
     _reset_legacy_singletons()
 
