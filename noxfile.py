@@ -25,7 +25,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package and its tests."""
     session.install("-e", ".[dev,otel]")
-    session.run("mypy", "--strict", "llmcomm", "tests", "examples")
+    session.run("mypy", "--strict", "llmcomm", "tests", "examples", "benchmarks")
 
 
 @nox.session

@@ -35,15 +35,9 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[tuple[str | None, bytes]]:
         """Decode what `data` completes; keep the rest for the next call."""
-        if self._pending_cr or b"\r" in data:
-            data = self._normalise_newlines(data)
-        buffer = self._buffer + data if self._buffer else data
-        # One split per read rather than one find per event: a read holds hundreds of events.
-        blocks = buffer.split(b"\n\n")
-        self._buffer = blocks.pop()
         events: list[tuple[str | None, bytes]] = []
         append = events.append
-        for block in blocks:
+        for block in self._complete_blocks(data):
             # Fast paths for the two shapes both APIs send for every delta:
             # a single `data:` line, and an `event:` line followed by one `data:` line.
             if block[:6] == b"data: ":
@@ -58,10 +52,6 @@ class SSEDecoder:
             event = _parse_block(block)
             if event is not None:
                 append(event)
-        if len(self._buffer) > self._max_bytes:
-            size = len(self._buffer)
-            self._buffer = b""
-            raise OversizedMessageError(f"an event grew to {size} bytes, over the bound of {self._max_bytes}")
         return events
 
     def feed_data(self, data: bytes) -> list[bytes]:
@@ -70,14 +60,9 @@ class SSEDecoder:
         The same events in the same order as `feed` would return, without decoding
         their names (the per-token path of both providers).
         """
-        if self._pending_cr or b"\r" in data:
-            data = self._normalise_newlines(data)
-        buffer = self._buffer + data if self._buffer else data
-        blocks = buffer.split(b"\n\n")
-        self._buffer = blocks.pop()
         payloads: list[bytes] = []
         append = payloads.append
-        for block in blocks:
+        for block in self._complete_blocks(data):
             if block[:6] == b"data: ":
                 if b"\n" not in block:
                     append(block[6:])
@@ -90,11 +75,21 @@ class SSEDecoder:
             event = _parse_block(block)
             if event is not None:
                 append(event[1])
+        return payloads
+
+    def _complete_blocks(self, data: bytes) -> list[bytes]:
+        """The events `data` completes, as raw blocks; the unfinished rest stays buffered."""
+        if self._pending_cr or b"\r" in data:
+            data = self._normalise_newlines(data)
+        buffer = self._buffer + data if self._buffer else data
+        # One split per read rather than one find per event: a read holds hundreds of events.
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()
         if len(self._buffer) > self._max_bytes:
             size = len(self._buffer)
             self._buffer = b""
             raise OversizedMessageError(f"an event grew to {size} bytes, over the bound of {self._max_bytes}")
-        return payloads
+        return blocks
 
     def _normalise_newlines(self, data: bytes) -> bytes:
         # A `\r` ending one read may be the first half of a `\r\n` split across reads:

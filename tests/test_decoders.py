@@ -36,6 +36,15 @@ def test_sse_any_split(size: int) -> None:
     assert feed_in_pieces(SSEDecoder(), STREAM, size) == EXPECTED
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 10_000])
+def test_sse_feed_data_is_feed_without_names(size: int) -> None:
+    decoder = SSEDecoder()
+    payloads: list[bytes] = []
+    for start in range(0, len(STREAM), size):
+        payloads += decoder.feed_data(STREAM[start : start + size])
+    assert payloads == [data for _, data in EXPECTED]
+
+
 @pytest.mark.parametrize("size", [1, 2, 5, 10_000])
 def test_sse_crlf_and_cr_line_endings(size: int) -> None:
     crlf = STREAM.replace(b"\n", b"\r\n")
