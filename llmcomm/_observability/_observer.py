@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 from .._errors import AllProvidersFailedError, LLMException
 from .._events import Observer
 from .._types import LLMResponse, Request
-from ._hooks import HookEvent, HookRunner, Hooks
+from ._hooks import HookEvent, HookKind, HookRunner, Hooks
 from ._logging import content_logging_enabled, logger
 from ._metrics import Metrics
 from ._otel import CallSpan, OTelRecorder
@@ -103,6 +103,11 @@ class Observability:
         except Exception:
             logger.exception("observer %r failed in %s; the call goes on", observer, method)
 
+    def _hook(self, kind: HookKind, request: Request, **fields: Any) -> None:
+        """Tell the hooks registered for `kind`, if any (the event is built only then)."""
+        if fns := self.hooks.functions(kind):
+            self.runner.dispatch(fns, HookEvent(kind, request.request_id, request, **fields))
+
     @staticmethod
     def _internal_error(where: str, request: Request) -> None:
         logger.exception(
@@ -131,9 +136,7 @@ class Observability:
                 logger.debug(
                     "LLM request %s started; providers %s", request.request_id, ", ".join(providers), extra=extra
                 )
-            fns = self.hooks.functions("request_start")
-            if fns:
-                self.runner.dispatch(fns, HookEvent("request_start", request.request_id, request, providers=providers))
+            self._hook("request_start", request, providers=providers)
         except Exception:
             self._internal_error("request_start", request)
         self._forward("request_start", request, providers)
@@ -190,14 +193,7 @@ class Observability:
                         "layer": _LAYER,
                     },
                 )
-            fns = self.hooks.functions("first_token")
-            if fns:
-                self.runner.dispatch(
-                    fns,
-                    HookEvent(
-                        "first_token", request.request_id, request, provider=provider, model=model, seconds=seconds
-                    ),
-                )
+            self._hook("first_token", request, provider=provider, model=model, seconds=seconds)
         except Exception:
             self._internal_error("first_token", request)
         self._forward("first_token", request, provider, model, seconds)
@@ -232,14 +228,7 @@ class Observability:
                         "layer": _LAYER,
                     },
                 )
-            fns = self.hooks.functions("retry")
-            if fns:
-                self.runner.dispatch(
-                    fns,
-                    HookEvent(
-                        "retry", request.request_id, request, provider=provider, model=model, delay=delay, error=error
-                    ),
-                )
+            self._hook("retry", request, provider=provider, model=model, delay=delay, error=error)
         except Exception:
             self._internal_error("retry", request)
         self._forward("retry", request, provider, error, delay)
@@ -273,20 +262,7 @@ class Observability:
                         "layer": _LAYER,
                     },
                 )
-            fns = self.hooks.functions("fallback")
-            if fns:
-                self.runner.dispatch(
-                    fns,
-                    HookEvent(
-                        "fallback",
-                        request.request_id,
-                        request,
-                        provider=from_provider,
-                        model=model,
-                        to_provider=to_provider,
-                        reason=reason,
-                    ),
-                )
+            self._hook("fallback", request, provider=from_provider, model=model, to_provider=to_provider, reason=reason)
         except Exception:
             self._internal_error("fallback", request)
         self._forward("fallback", request, from_provider, to_provider, reason)
@@ -343,20 +319,14 @@ class Observability:
                     usage.completion_tokens,
                     extra=extra,
                 )
-            fns = self.hooks.functions("request_end")
-            if fns:
-                self.runner.dispatch(
-                    fns,
-                    HookEvent(
-                        "request_end",
-                        request.request_id,
-                        request,
-                        provider=provider,
-                        model=model,
-                        seconds=response.response_time,
-                        response=response,
-                    ),
-                )
+            self._hook(
+                "request_end",
+                request,
+                provider=provider,
+                model=model,
+                seconds=response.response_time,
+                response=response,
+            )
         except Exception:
             self._internal_error("request_end", request)
         self._forward("request_end", request, response)
@@ -401,20 +371,7 @@ class Observability:
                         "layer": _LAYER,
                     },
                 )
-            fns = self.hooks.functions("error")
-            if fns:
-                self.runner.dispatch(
-                    fns,
-                    HookEvent(
-                        "error",
-                        request.request_id,
-                        request,
-                        provider=provider,
-                        model=model,
-                        seconds=seconds,
-                        error=error,
-                    ),
-                )
+            self._hook("error", request, provider=provider, model=model, seconds=seconds, error=error)
         except Exception:
             self._internal_error("request_error", request)
         self._forward("request_error", request, error, seconds)
