@@ -7,10 +7,15 @@ and nowhere else. Both bound how much an unterminated event or line may hold.
 
 from __future__ import annotations
 
+import re
 from typing import final
 
 DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+
+
+_NAMED_EVENTS = re.compile(rb"(?:event: [^\n]*\ndata: [^\n]*\n\n)+")
+_NAMED_EVENT_DATA = re.compile(rb"event: [^\n]*\ndata: ([^\n]*)\n\n")
 
 
 class OversizedMessageError(ValueError):
@@ -60,9 +65,26 @@ class SSEDecoder:
         The same events in the same order as `feed` would return, without decoding
         their names (the per-token path of both providers).
         """
-        payloads: list[bytes] = []
+        buffer = self._join(data)
+        # Fast paths for a read made only of the event shapes both APIs send for every
+        # delta; anything else (comments, ids, multi-line data) takes the general path.
+        end = buffer.rfind(b"\n\n") + 2
+        if end > 2:
+            if buffer[:6] == b"data: ":
+                # One-line `data:` events (OpenAI), split once straight into payloads. The
+                # newline count proves the shape: the separators and the final blank
+                # line hold every newline there is.
+                payloads = buffer[6 : end - 2].split(b"\n\ndata: ")
+                if buffer.count(b"\n", 0, end) == 2 * len(payloads):
+                    self._keep(buffer[end:])
+                    return payloads
+            elif buffer[:7] == b"event: " and _NAMED_EVENTS.fullmatch(buffer, 0, end):
+                # `event:` + one `data:` line (Anthropic): checked and cut by the regex engine.
+                self._keep(buffer[end:])
+                return _NAMED_EVENT_DATA.findall(buffer, 0, end)
+        payloads = []
         append = payloads.append
-        for block in self._complete_blocks(data):
+        for block in self._split(buffer):
             if block[:6] == b"data: ":
                 if b"\n" not in block:
                     append(block[6:])
@@ -79,17 +101,24 @@ class SSEDecoder:
 
     def _complete_blocks(self, data: bytes) -> list[bytes]:
         """The events `data` completes, as raw blocks; the unfinished rest stays buffered."""
+        return self._split(self._join(data))
+
+    def _join(self, data: bytes) -> bytes:
         if self._pending_cr or b"\r" in data:
             data = self._normalise_newlines(data)
-        buffer = self._buffer + data if self._buffer else data
+        return self._buffer + data if self._buffer else data
+
+    def _split(self, buffer: bytes) -> list[bytes]:
         # One split per read rather than one find per event: a read holds hundreds of events.
         blocks = buffer.split(b"\n\n")
-        self._buffer = blocks.pop()
-        if len(self._buffer) > self._max_bytes:
-            size = len(self._buffer)
-            self._buffer = b""
-            raise OversizedMessageError(f"an event grew to {size} bytes, over the bound of {self._max_bytes}")
+        self._keep(blocks.pop())
         return blocks
+
+    def _keep(self, rest: bytes) -> None:
+        if len(rest) > self._max_bytes:
+            self._buffer = b""
+            raise OversizedMessageError(f"an event grew to {len(rest)} bytes, over the bound of {self._max_bytes}")
+        self._buffer = rest
 
     def _normalise_newlines(self, data: bytes) -> bytes:
         # A `\r` ending one read may be the first half of a `\r\n` split across reads:

@@ -15,6 +15,9 @@ reads their reports from an inbox:
 
 Chunks reach the consumer through a memory object stream, so the consumer holds
 no task group or cancel scope and may be closed from any task (see `LLMStream`).
+They travel in batches, the chunks one network read decoded (`ChunkBatch`): one
+hand-off per read rather than per token, and the consumer still sees one chunk
+at a time.
 """
 
 from __future__ import annotations
@@ -40,13 +43,13 @@ from ._errors import (
 )
 from ._events import NullObserver, Observer
 from ._retry import CooldownTracker, RetryHandler
-from ._types import Attempt, AttemptOutcome, LLMResponse, Request, StreamChunk, UsageInfo
-from .providers._base import BaseProvider
+from ._types import Attempt, AttemptOutcome, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
+from .providers._base import BaseProvider, stream_batches
 
-#: chunks the winner may run ahead of a slow consumer
-STREAM_BUFFER = 256
+#: batches (each the chunks of one network read) the winner may run ahead of a slow consumer
+STREAM_BUFFER = 16
 
-_Report = tuple["_Attempt", StreamChunk | LLMException | None]
+_Report = tuple["_Attempt", ChunkBatch | LLMException | None]
 
 
 @final
@@ -113,7 +116,7 @@ class Call:
         self.providers = tuple(providers)
         self.timeout = timeout
         self.started = time.monotonic()
-        self.send, self.receive = anyio.create_memory_object_stream[StreamChunk](STREAM_BUFFER)
+        self.send, self.receive = anyio.create_memory_object_stream[ChunkBatch](STREAM_BUFFER)
         self.scope: anyio.CancelScope | None = None
         self.cancel_requested = False
         self.done = anyio.Event()
@@ -328,7 +331,7 @@ class ProviderManager:
         self,
         call: Call,
         winner: _Attempt,
-        first: StreamChunk | None,
+        first: ChunkBatch | None,
         running: list[_Attempt],
         inbox: MemoryObjectReceiveStream[_Report],
     ) -> None:
@@ -392,28 +395,24 @@ class ProviderManager:
         self.observer.request_end(call.request, call.response)
 
     async def _attempt(self, call: Call, attempt: _Attempt, inbox: MemoryObjectSendStream[_Report]) -> None:
-        report: StreamChunk | LLMException | None = None
+        report: ChunkBatch | LLMException | None = None
         send_nowait = call.send.send_nowait
-        parts = attempt.parts
         monotonic = time.monotonic
         with attempt.scope:
             try:
-                async with aclosing(attempt.provider.stream(call.request)) as chunks:  # type: ignore[type-var]
-                    async for chunk in chunks:
+                async with aclosing(stream_batches(attempt.provider, call.request)) as batches:  # type: ignore[type-var]
+                    async for batch in batches:
                         if attempt.won:
-                            # The per-token path, inlined: remember the text, hand the chunk over
+                            # The per-read path, inlined: remember the text, hand the batch over
                             # without a coroutine while the buffer has room (`_deliver` otherwise).
                             attempt.last_progress = monotonic()
-                            if chunk.text:
-                                parts.append(chunk.text)
-                            else:
-                                attempt.closing = chunk
+                            _remember(attempt, batch)
                             try:
-                                send_nowait(chunk)
+                                send_nowait(batch)
                             except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                                await _deliver(call, attempt, chunk)
-                        elif chunk.text or chunk.finish_reason is not None or chunk.usage is not None:
-                            inbox.send_nowait((attempt, chunk))
+                                await _deliver(call, attempt, batch)
+                        elif any(c.text or c.finish_reason is not None or c.usage is not None for c in batch):
+                            inbox.send_nowait((attempt, batch))
                             await attempt.decided.wait()  # only a winner gets past this
                 report = None
             except LLMException as exc:
@@ -445,20 +444,20 @@ class ProviderManager:
         return AllProvidersFailedError(errors, request_id=call.request.request_id)
 
 
-def _remember(attempt: _Attempt, chunk: StreamChunk) -> None:
-    if chunk.text:
-        attempt.parts.append(chunk.text)
-    else:
-        attempt.closing = chunk
+def _remember(attempt: _Attempt, batch: ChunkBatch) -> None:
+    if batch:
+        attempt.parts += [chunk.text for chunk in batch]
+        if not batch[-1].text:  # the closing chunk is always a stream's last
+            attempt.closing = batch[-1]
 
 
-async def _deliver(call: Call, attempt: _Attempt, chunk: StreamChunk) -> None:
+async def _deliver(call: Call, attempt: _Attempt, batch: ChunkBatch) -> None:
     try:
-        call.send.send_nowait(chunk)
+        call.send.send_nowait(batch)
     except anyio.WouldBlock:
         attempt.blocked = True
         try:
-            await call.send.send(chunk)
+            await call.send.send(batch)
         finally:
             attempt.blocked = False
             attempt.last_progress = time.monotonic()

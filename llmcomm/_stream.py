@@ -8,7 +8,7 @@ framework closes the user's async generator that wraps it from another task.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import final
 
@@ -32,12 +32,14 @@ class LLMStream:
     done; after a failure, iteration raises the call's `LLMException`.
     """
 
-    __slots__ = ("_call", "_closed", "_start", "response")
+    __slots__ = ("_call", "_chunks", "_closed", "_start", "response")
 
     def __init__(self, start: Callable[[], Call]) -> None:
         self._start = start
         self._call: Call | None = None
         self._closed = False
+        # What is left of the batch (the chunks of one network read) being handed out.
+        self._chunks: Iterator[StreamChunk] = iter(())
         self.response: LLMResponse | None = None
 
     def __repr__(self) -> str:
@@ -57,21 +59,31 @@ class LLMStream:
         return self
 
     async def __anext__(self) -> StreamChunk:
+        chunk = next(self._chunks, None)
+        if chunk is not None:
+            return chunk
+        return await self._next_batch()
+
+    async def _next_batch(self) -> StreamChunk:
         call = self._call or self._begin()
-        if self._closed:
-            raise StopAsyncIteration
-        try:
-            # Draining what is buffered without a checkpoint per chunk keeps the
-            # per-token cost near the raw floor; the buffer bounds the run.
-            return call.receive.receive_nowait()
-        except anyio.WouldBlock:
+        while not self._closed:
             try:
-                return await call.receive.receive()
+                # Taking what is buffered without a checkpoint keeps the per-token cost
+                # near the raw floor; the buffer bounds the run.
+                batch = call.receive.receive_nowait()
+            except anyio.WouldBlock:
+                try:
+                    batch = await call.receive.receive()
+                except anyio.EndOfStream:
+                    break
             except anyio.EndOfStream:
-                pass
-        except anyio.EndOfStream:
-            pass
-        await self._finish(call)
+                break
+            self._chunks = chunks = iter(batch)
+            chunk = next(chunks, None)
+            if chunk is not None:
+                return chunk
+        if not self._closed:
+            await self._finish(call)
         raise StopAsyncIteration
 
     def _begin(self) -> Call:
@@ -96,6 +108,7 @@ class LLMStream:
         if self._closed:
             return
         self._closed = True
+        self._chunks = iter(())
         call = self._call
         if call is None:
             return

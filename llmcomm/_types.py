@@ -86,6 +86,42 @@ class StreamChunk:
     usage: UsageInfo | None = None
 
 
+#: A run of chunks decoded from one network read. Built-in providers hand chunks to
+#: the race in batches, so the per-token path has no task hand-off of its own.
+ChunkBatch = list[StreamChunk]
+
+
+class _ChunkDraft:
+    """A `StreamChunk` under construction: the same slots, without the frozen `__setattr__`."""
+
+    __slots__ = StreamChunk.__slots__
+    text: str
+    provider: str
+    model: str
+    index: int
+    finish_reason: str | None
+    usage: UsageInfo | None
+
+
+def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChunk:
+    """`StreamChunk(text, provider, model, index)`, built for the per-token path.
+
+    A frozen dataclass's `__init__` sets each field through `object.__setattr__`,
+    which costs about as much as decoding the token did. A draft with the same slot
+    layout takes plain attribute stores and then becomes a `StreamChunk`; the result
+    is the constructor's (a test compares them), and it is frozen like any other.
+    """
+    chunk = _ChunkDraft()
+    chunk.text = text
+    chunk.provider = provider
+    chunk.model = model
+    chunk.index = index
+    chunk.finish_reason = None
+    chunk.usage = None
+    chunk.__class__ = StreamChunk  # type: ignore[assignment]
+    return chunk  # type: ignore[return-value]
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class Attempt:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmcomm._decoders import JSONLinesDecoder, OversizedMessageError, SSEDecoder
 
@@ -81,3 +85,47 @@ def test_json_lines_bounded() -> None:
         decoder.feed(b"y" * 101)
     with pytest.raises(OversizedMessageError):
         JSONLinesDecoder(max_line_bytes=100).feed(b"z" * 200 + b"\n")
+
+
+# Pieces of event streams: the two shapes the fast paths take whole (`data:` lines,
+# and `event:` + `data:`), and everything that must send a read down the general path.
+_PIECES = [
+    b'data: {"a":1}\n\n',
+    b"data: \n\n",
+    b"data:  two spaces\n\n",
+    b'event: content_block_delta\ndata: {"b":2}\n\n',
+    b"event: \ndata: \n\n",
+    b"event: x\n",
+    b"data: x\n",
+    b"data:x\n\n",
+    b": comment\n\n",
+    b"id: 7\n",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b"data: [DONE]\n\n",
+    b"\xc3\xa9",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(_PIECES), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+)
+def test_sse_feed_data_matches_feed_on_any_stream_and_any_split(pieces: list[bytes], cuts: list[int]) -> None:
+    """The fast paths of `feed_data` decode exactly what the general parser does."""
+    stream = b"".join(pieces)
+    bounds = sorted({min(cut, len(stream)) for cut in cuts} | {0, len(stream)})
+    general, fast = SSEDecoder(), SSEDecoder()
+    for start, end in itertools.pairwise(bounds):
+        read = stream[start:end]
+        assert fast.feed_data(read) == [data for _, data in general.feed(read)]
+    assert fast.feed_data(b"\n\n") == [data for _, data in general.feed(b"\n\n")]
+
+
+def test_sse_fast_paths_take_whole_reads() -> None:
+    openai = b"".join(b'data: {"i":%d}\n\n' % i for i in range(100))
+    assert SSEDecoder().feed_data(openai + b"data: {") == [b'{"i":%d}' % i for i in range(100)]
+    anthropic = b"".join(b'event: content_block_delta\ndata: {"i":%d}\n\n' % i for i in range(100))
+    assert SSEDecoder().feed_data(anthropic) == [b'{"i":%d}' % i for i in range(100)]

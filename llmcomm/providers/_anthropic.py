@@ -17,8 +17,8 @@ import orjson
 from .._config import ProviderConfig
 from .._decoders import SSEDecoder
 from .._errors import LLMException, ProviderUnavailableError
-from .._types import Request, StreamChunk, UsageInfo
-from ._base import ERROR_TYPE_STATUS, error_for_status, scrub
+from .._types import ChunkBatch, Request, StreamChunk, UsageInfo, content_chunk
+from ._base import ERROR_TYPE_STATUS, error_for_status, flatten, scrub
 from ._http import drain, map_sdk_errors, sdk_arguments, sdk_client_options
 
 if TYPE_CHECKING:
@@ -69,8 +69,12 @@ class AnthropicProvider:
         body.update(request.extra)
         return body
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+    def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Stream the reply to `request`, decoding the SSE body directly."""
+        return flatten(self.stream_batches(request))
+
+    async def stream_batches(self, request: Request) -> AsyncIterator[ChunkBatch]:
+        """The reply's chunks, one batch per network read (what the race forwards)."""
         body = self.build_body(request)
         model = str(body["model"])
         with map_sdk_errors(self._sdk, self.name, self.config, model, "the Messages API"):
@@ -85,16 +89,27 @@ class AnthropicProvider:
                 # aclosing: an abandoned body iterator is a ResourceWarning on trio.
                 async with aclosing(response.http_response.aiter_bytes()) as body_bytes:
                     async for data in body_bytes:
-                        for payload in feed(data):
-                            event = loads(payload)
-                            # The hot path, a text delta, inline; every other event through handle().
-                            if event.get("type") == "content_block_delta" and (text := event["delta"].get("text")):
-                                yield StreamChunk(text, name, state.model, state.index)
-                                state.index += 1
-                                continue
-                            chunk = handle(event, self)
-                            if chunk is not None:
-                                yield chunk
+                        batch: ChunkBatch = []
+                        try:
+                            for payload in feed(data):
+                                event = loads(payload)
+                                # The hot path, a text delta, inline; every other event through handle().
+                                if event.get("type") == "content_block_delta" and (text := event["delta"].get("text")):
+                                    batch.append(content_chunk(text, name, state.model, state.index))
+                                    state.index += 1
+                                    continue
+                                if batch:  # hand on the text before an event that may end the stream
+                                    yield batch
+                                    batch = []
+                                chunk = handle(event, self)
+                                if chunk is not None:
+                                    yield [chunk]
+                        except Exception:
+                            if batch:  # what came before a bad event still reaches the consumer
+                                yield batch
+                            raise
+                        if batch:
+                            yield batch
                         if state.stopped:
                             await drain(body_bytes)
                             break
@@ -103,7 +118,7 @@ class AnthropicProvider:
                         "the stream ended before message_stop; the reply is incomplete, try again",
                         provider=self.name,
                     )
-                yield StreamChunk("", self.name, state.model, state.index, state.stop_reason, state.usage())
+                yield [StreamChunk("", self.name, state.model, state.index, state.stop_reason, state.usage())]
 
     def stream_error(self, payload: dict[str, Any]) -> LLMException:
         """The error an SSE `error` event inside a 200 stream stands for."""
@@ -142,7 +157,7 @@ class _StreamState:
             delta = payload["delta"]
             text = delta.get("text")
             if text:
-                chunk = StreamChunk(text, provider.name, self.model, self.index)
+                chunk = content_chunk(text, provider.name, self.model, self.index)
                 self.index += 1
                 return chunk
         elif kind == "message_start":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Protocol, runtime_checkable
 
 import orjson
@@ -16,7 +17,7 @@ from .._errors import (
     ProviderUnavailableError,
     RateLimitError,
 )
-from .._types import Request, StreamChunk
+from .._types import ChunkBatch, Request, StreamChunk
 
 
 @runtime_checkable
@@ -42,6 +43,34 @@ class BaseProvider(Protocol):
     async def aclose(self) -> None:
         """Release the provider's resources."""
         ...
+
+
+def stream_batches(provider: BaseProvider, request: Request) -> AsyncIterator[ChunkBatch]:
+    """`provider`'s reply as batches of chunks, the form the race hands on.
+
+    The built-in HTTP providers decode each network read into one batch
+    (`stream_batches(request)`), so the per-token path costs no task hand-off; any
+    other provider's chunks travel one per batch.
+    """
+    native = getattr(provider, "stream_batches", None)
+    if native is not None:
+        batches: AsyncIterator[ChunkBatch] = native(request)
+        return batches
+    return _one_per_batch(provider.stream(request))
+
+
+async def _one_per_batch(chunks: AsyncIterator[StreamChunk]) -> AsyncIterator[ChunkBatch]:
+    async with aclosing(chunks):  # type: ignore[type-var]
+        async for chunk in chunks:
+            yield [chunk]
+
+
+async def flatten(batches: AsyncIterator[ChunkBatch]) -> AsyncIterator[StreamChunk]:
+    """The chunks of `batches`, one at a time: a built-in provider's `stream()`."""
+    async with aclosing(batches):  # type: ignore[type-var]
+        async for batch in batches:
+            for chunk in batch:
+                yield chunk
 
 
 _QUOTA_CODES = frozenset({"insufficient_quota", "quota_exceeded", "billing_hard_limit_reached"})

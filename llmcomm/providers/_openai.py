@@ -16,8 +16,8 @@ import orjson
 from .._config import ProviderConfig
 from .._decoders import SSEDecoder
 from .._errors import LLMException, ProviderUnavailableError
-from .._types import Request, StreamChunk, UsageInfo
-from ._base import error_for_status, scrub
+from .._types import ChunkBatch, Request, StreamChunk, UsageInfo, content_chunk
+from ._base import error_for_status, flatten, scrub
 from ._http import drain, map_sdk_errors, sdk_arguments, sdk_client_options
 
 _DONE = b"[DONE]"
@@ -70,8 +70,12 @@ class OpenAIProvider:
         body.update(request.extra)
         return body
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+    def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Stream the reply to `request`, decoding the SSE body directly."""
+        return flatten(self.stream_batches(request))
+
+    async def stream_batches(self, request: Request) -> AsyncIterator[ChunkBatch]:
+        """The reply's chunks, one batch per network read (what the race forwards)."""
         body = self.build_body(request)
         model = str(body["model"])
         create = self._client.chat.completions.with_streaming_response.create
@@ -93,25 +97,36 @@ class OpenAIProvider:
                 # aclosing: an abandoned body iterator is a ResourceWarning on trio.
                 async with aclosing(response.http_response.aiter_bytes()) as body_bytes:
                     async for data in body_bytes:
-                        for payload in feed(data):
-                            if payload == _DONE:
-                                state.done = True
-                                break
-                            event = loads(payload)
-                            # The hot path inline: one choice with text and nothing else to note.
-                            # Anything else goes through handle(), which decides the same way.
-                            if not event.get("error") and not event.get("usage"):
-                                choices = event.get("choices")
-                                if choices.__class__ is list and len(choices) == 1:
-                                    choice = choices[0]
-                                    delta = choice.get("delta")
-                                    if delta and (text := delta.get("content")) and not choice.get("finish_reason"):
-                                        yield StreamChunk(text, name, state.model, state.index)
-                                        state.index += 1
-                                        continue
-                            chunk = handle(event)
-                            if chunk is not None:
-                                yield chunk
+                        batch: ChunkBatch = []
+                        try:
+                            for payload in feed(data):
+                                if payload == _DONE:
+                                    state.done = True
+                                    break
+                                event = loads(payload)
+                                # The hot path inline: one choice with text and nothing else to note.
+                                # Anything else goes through handle(), which decides the same way.
+                                if not event.get("error") and not event.get("usage"):
+                                    choices = event.get("choices")
+                                    if choices.__class__ is list and len(choices) == 1:
+                                        choice = choices[0]
+                                        delta = choice.get("delta")
+                                        if delta and (text := delta.get("content")) and not choice.get("finish_reason"):
+                                            batch.append(content_chunk(text, name, state.model, state.index))
+                                            state.index += 1
+                                            continue
+                                if batch:  # hand on the text before an event that may end the stream
+                                    yield batch
+                                    batch = []
+                                chunk = handle(event)
+                                if chunk is not None:
+                                    yield [chunk]
+                        except Exception:
+                            if batch:  # what came before a bad event still reaches the consumer
+                                yield batch
+                            raise
+                        if batch:
+                            yield batch
                         if state.done:
                             await drain(body_bytes)
                             break
@@ -119,7 +134,7 @@ class OpenAIProvider:
                     raise ProviderUnavailableError(
                         "the stream ended before [DONE]; the reply is incomplete, try again", provider=self.name
                     )
-                yield StreamChunk("", self.name, state.model, state.index, state.finish_reason, state.usage)
+                yield [StreamChunk("", self.name, state.model, state.index, state.finish_reason, state.usage)]
 
     def stream_error(self, error: Any, model: str) -> LLMException:
         """The error an `error` object inside a 200 stream stands for."""
@@ -161,7 +176,7 @@ class _ChunkState:
         for choice in get("choices") or ():
             delta = choice.get("delta")
             if delta and (text := delta.get("content")):
-                chunk = StreamChunk(text, self.name, self.model, self.index)
+                chunk = content_chunk(text, self.name, self.model, self.index)
                 self.index += 1
             if reason := choice.get("finish_reason"):
                 self.finish_reason = reason

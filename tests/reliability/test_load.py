@@ -1,9 +1,9 @@
 """Load: a thousand concurrent streams through one client, and a pool that runs dry.
 
 The thousand streams share one `LLMCommunication`, one event loop and one fake
-server. Every consumer waits after its first chunk until all of them have one; a
-reply is longer than a stream's buffer, so no upstream response can end before
-then: at that moment every stream holds a connection of the pool.
+server. First every reply stalls after its first chunk, so when every consumer
+has one, every stream holds a connection of the pool; then a thousand complete
+replies run at once and each must arrive whole.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import anyio
 import pytest
 
 from llmcomm import LLMCommunication, LLMException, ProviderConfig, ProviderUnavailableError
-from llmcomm._manager import STREAM_BUFFER
 from llmcomm._types import Message, Request, StreamChunk
 from llmcomm.providers._anthropic import AnthropicProvider
 from llmcomm.providers._http import new_http_client
@@ -29,8 +28,8 @@ pytestmark = pytest.mark.anyio
 
 #: concurrent streams per backend (trio's share of the time budget is smaller)
 STREAMS = {"asyncio": 1000, "trio": 300}
-#: longer than a stream's buffer: a response stays open while its consumer waits
-TOKENS = STREAM_BUFFER + 44
+#: tokens of each complete reply
+TOKENS = 60
 #: the most the whole load may take on a busy two-core machine
 LOAD_BOUND = 60.0
 
@@ -51,44 +50,55 @@ def enough_file_descriptors() -> Iterator[None]:
 @pytest.mark.usefixtures("enough_file_descriptors")
 async def test_a_thousand_concurrent_streams_on_one_client(fake: FakeServer, anyio_backend: str) -> None:
     count = STREAMS[anyio_backend]
-    fake.default = Script(tokens=TOKENS)
-    expected = "".join(f"tok{i} " for i in range(TOKENS))
-    texts: list[str] = []
+    firsts: list[str] = []
     errors: list[LLMException] = []
-    started_streams = 0
     all_started = anyio.Event()
     connections_when_all_started = 0
 
-    async def one() -> None:
-        nonlocal started_streams, connections_when_all_started
-        parts: list[str] = []
+    async def held_open() -> None:
+        # Each reply stalls after its first chunk: the stream keeps its connection.
+        nonlocal connections_when_all_started
         try:
             async with llm.generate_stream("hi") as stream:
-                async for chunk in stream:
-                    parts.append(chunk.text)
-                    if len(parts) == 1:
-                        started_streams += 1
-                        if started_streams == count:
-                            connections_when_all_started = fake.open_connections
-                            all_started.set()
-                        await all_started.wait()
+                firsts.append((await stream.__anext__()).text)
+                if len(firsts) == count:
+                    connections_when_all_started = fake.open_connections
+                    all_started.set()
+                await all_started.wait()
         except LLMException as exc:
             errors.append(exc)
-        texts.append("".join(parts))
+            all_started.set()
+
+    texts: list[str] = []
+
+    async def complete() -> None:
+        try:
+            texts.append(await llm.generate_text("hi"))
+        except LLMException as exc:
+            errors.append(exc)
 
     async with LLMCommunication(config(provider(fake), timeout=LOAD_BOUND)) as llm:
         began = time.monotonic()
+        fake.default = Script(tokens=TOKENS, stall_after=1, keepalive_interval=1.0)
         with anyio.fail_after(LOAD_BOUND):
             async with anyio.create_task_group() as calls:
                 for _ in range(count):
-                    calls.start_soon(one)
+                    calls.start_soon(held_open)
+        assert errors == []  # no PoolTimeout, nor anything else
+        assert firsts == ["tok0 "] * count
+        assert connections_when_all_started == count  # all open at once, each on a connection of its own
+
+        fake.default = Script(tokens=TOKENS)
+        with anyio.fail_after(LOAD_BOUND):
+            async with anyio.create_task_group() as calls:
+                for _ in range(count):
+                    calls.start_soon(complete)
         took = time.monotonic() - began
 
-    assert errors == []  # no PoolTimeout, nor anything else
-    assert texts == [expected] * count
-    assert fake.request_count == count
-    assert connections_when_all_started == count  # all open at once, each on a connection of its own
-    print(f"{count} concurrent streams on {anyio_backend} in {took:.1f} s")
+    assert errors == []
+    assert texts == ["".join(f"tok{i} " for i in range(TOKENS))] * count
+    assert fake.request_count == 2 * count
+    print(f"{count} concurrent streams on {anyio_backend}, held open and then complete, in {took:.1f} s")
 
 
 def _request() -> Request:
