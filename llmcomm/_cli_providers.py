@@ -12,8 +12,9 @@ import anyio
 
 from ._cli import PROG
 from ._client import LLMCommunication
-from ._config import Configuration, ProviderConfig, mask_secret
+from ._config import Configuration, ProviderConfig
 from ._errors import LLMException
+from ._secrets import mask_secret, mask_url
 
 PROBE_PROMPT = "Reply with the single word: ok"
 
@@ -73,7 +74,7 @@ def _describe(position: int, entry: object) -> list[str]:
     if entry.api_key:
         where.append(f"key {mask_secret(entry.api_key)}")
     if entry.base_url:
-        where.append(entry.base_url)
+        where.append(mask_url(entry.base_url))
     if entry.cli_path:
         where.append(entry.cli_path)
     return [f"{position}.", entry.name, entry.kind, entry.model, "  ".join(where)]

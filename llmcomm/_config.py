@@ -7,13 +7,14 @@ reads the process environment (and a `.env` file) once, when called.
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, final
+from typing import TYPE_CHECKING, Final, Literal, final
+from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
+from ._secrets import check_sendable, mask_secret, mask_url
 
 if TYPE_CHECKING:
     from .providers._base import BaseProvider
@@ -31,20 +32,44 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_FALLBACK_TIMEOUT = 2.0
 DEFAULT_STREAM_IDLE_TIMEOUT = 60.0
 
-_SETUP_HINT = (
-    "set ANTHROPIC_API_KEY or OPENAI_API_KEY (or OPENAI_BASE_URL for an OpenAI-compatible "
-    "server), or install the `claude` CLI on PATH / set CLAUDE_CLI_PATH; "
-    "see examples/example.env"
-)
+#: the characters of an HTTP header name (RFC 9110 token)
+_HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def mask_secret(secret: str | None) -> str | None:
-    """A form of `secret` that is safe to show: never more than its last 4 characters."""
-    if not secret:
-        return secret
-    if len(secret) < 16:
-        return "****"
-    return f"{secret[:3]}…{secret[-4:]}"
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot serve as a base URL (said without its credentials), or None when it can."""
+    if any(char <= " " or char == "\x7f" for char in url):
+        return "contains whitespace or a control character"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- parsing the port is the check
+    except ValueError:
+        return "is not a valid URL (check the host and the port)"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
+def provider_problem(config: ProviderConfig) -> str | None:
+    """Why `config`'s key, base URL or headers cannot be sent over HTTP, or None when they can.
+
+    The reason names the field (and a header's name), never a value, and says what to do.
+    """
+    if config.api_key and (problem := check_sendable(config.api_key, "api_key")):
+        return problem
+    if config.base_url and (problem := url_problem(config.base_url)):
+        return f"base_url {mask_url(config.base_url)!r} {problem}; set it like http://host:port"
+    items: Iterable[tuple[object, object]] = config.headers.items()  # users pass anything: check it
+    for name, value in items:
+        if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
+            return f"headers has a name that is not a valid HTTP header name ({name!r}); fix it"
+        if not isinstance(value, str):
+            return f"header {name!r} must be a str, got {type(value).__name__}"
+        if problem := check_sendable(value, f"header {name!r}", spaces_inside=True):
+            return problem
+    return None
 
 
 @final
@@ -88,7 +113,7 @@ class ProviderConfig:
         if self.api_key:
             parts.append(f"api_key={mask_secret(self.api_key)!r}")
         if self.base_url:
-            parts.append(f"base_url={self.base_url!r}")
+            parts.append(f"base_url={mask_url(self.base_url)!r}")
         if self.cli_path:
             parts.append(f"cli_path={self.cli_path!r}")
         parts += [f"max_tokens={self.max_tokens}", f"timeout={self.timeout}"]
@@ -139,9 +164,20 @@ class Configuration:
             raise ConfigurationError(f"provider names must be unique, got {names}")
 
     def require_providers(self) -> None:
-        """Raise `ConfigurationError` when no provider is configured."""
+        """Raise `ConfigurationError` when this configuration cannot serve a call.
+
+        That is when no provider is configured, or when a provider's API key, base
+        URL or headers cannot be sent over HTTP (a typographic dash or a line break
+        pasted into a key, say): the error names the provider and the field, never
+        the value. `LLMCommunication` calls this before any I/O.
+        """
         if not self.providers:
-            raise ConfigurationError(f"no LLM provider is configured: {_SETUP_HINT}")
+            from ._config_env import SETUP_HINT
+
+            raise ConfigurationError(f"no LLM provider is configured: {SETUP_HINT}", nothing_configured=True)
+        for entry in self.providers:
+            if isinstance(entry, ProviderConfig) and (problem := provider_problem(entry)):
+                raise ConfigurationError(problem, provider=entry.name)
 
     def with_providers(self, *providers: ProviderConfig | BaseProvider) -> Configuration:
         """A copy of this configuration with other providers."""
@@ -156,133 +192,22 @@ class Configuration:
         """Detect providers from environment variables.
 
         `environ` defaults to the process environment. Variables from a `.env`
-        file fill in what the environment does not set: `dotenv_path` names the file;
-        when None and `environ` is the process environment, `./.env` is read if it
-        exists. Raises `ConfigurationError` naming the variables to set when no
-        provider is found.
+        file (read by python-dotenv's rules) fill in what the environment does not
+        set: `dotenv_path` names the file; when None and `environ` is the process
+        environment, `./.env` is read if it exists. Placeholder keys (`your-…`,
+        `<…>`, `xxx…`, `changeme`, `sk-xxxx`, blank) count as not set, with a
+        warning naming the variable. Raises `ConfigurationError` naming the
+        variable, the bad value (never a key's) and what to set for any invalid
+        value or unreadable file, and listing the variables when no provider is
+        found (then with `nothing_configured` True).
         """
-        env: dict[str, str] = {}
-        if dotenv_path is not None:
-            path = Path(dotenv_path)
-            if not path.is_file():
-                raise ConfigurationError(f"dotenv file {str(path)!r} does not exist; create it or drop dotenv_path")
-            env.update(read_dotenv(path))
-        elif environ is None and Path(".env").is_file():
-            env.update(read_dotenv(Path(".env")))
-        env.update(os.environ if environ is None else environ)
-        return _from_mapping(cls, env)
+        from ._config_env import from_mapping, merged_environment
+
+        return from_mapping(cls, merged_environment(environ, dotenv_path))
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """Parse a `.env` file: `KEY=value` lines, `export` prefixes, quotes and comments."""
-    values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            raise ConfigurationError(f"{path}:{number}: expected KEY=value; fix or remove that line")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        else:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values
+def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The variables a `.env` file sets, by python-dotenv's rules (see `_config_env.read_dotenv`)."""
+    from ._config_env import read_dotenv as read
 
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a number of seconds; set it like {name}=2.5") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {raw!r}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a whole number; set it like {name}=4096") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {raw!r}")
-    return value
-
-
-def _detect(env: Mapping[str, str], timeout: float) -> dict[ProviderKind, ProviderConfig]:
-    found: dict[ProviderKind, ProviderConfig] = {}
-    if key := env.get("ANTHROPIC_API_KEY", "").strip():
-        found["anthropic"] = ProviderConfig(
-            name="anthropic",
-            kind="anthropic",
-            model=env.get("ANTHROPIC_MODEL", "").strip(),
-            api_key=key,
-            base_url=env.get("ANTHROPIC_BASE_URL", "").strip() or None,
-            max_tokens=_int(env, "ANTHROPIC_MAX_TOKENS", DEFAULT_MAX_TOKENS),
-            timeout=timeout,
-        )
-    openai_key = env.get("OPENAI_API_KEY", "").strip()
-    openai_url = env.get("OPENAI_BASE_URL", "").strip()
-    if openai_key or openai_url:
-        found["openai"] = ProviderConfig(
-            name="openai",
-            kind="openai",
-            model=env.get("OPENAI_MODEL", "").strip(),
-            # OpenAI-compatible local servers often need no key, but the SDK wants one.
-            api_key=openai_key or "unused",
-            base_url=openai_url or None,
-            max_tokens=_int(env, "OPENAI_MAX_TOKENS", DEFAULT_MAX_TOKENS),
-            timeout=timeout,
-        )
-    cli = env.get("CLAUDE_CLI_PATH", "").strip() or shutil.which("claude", path=env.get("PATH"))
-    if cli:
-        found["claude_cli"] = ProviderConfig(
-            name="claude_cli",
-            kind="claude_cli",
-            model=env.get("CLAUDE_CLI_MODEL", "").strip(),
-            cli_path=cli,
-            max_tokens=_int(env, "ANTHROPIC_MAX_TOKENS", DEFAULT_MAX_TOKENS),
-            timeout=timeout,
-        )
-    return found
-
-
-def _from_mapping(cls: type[Configuration], env: Mapping[str, str]) -> Configuration:
-    timeout = _number(env, "LLM_TIMEOUT", DEFAULT_TIMEOUT)
-    found = _detect(env, timeout)
-    order_raw = env.get("LLM_PROVIDERS", "").strip()
-    if order_raw:
-        order = [k.strip() for k in order_raw.split(",") if k.strip()]
-        unknown = [k for k in order if k not in KINDS]
-        if unknown:
-            raise ConfigurationError(
-                f"LLM_PROVIDERS names unknown kinds {unknown}; use a comma-separated list of {', '.join(KINDS)}"
-            )
-        missing = [k for k in order if k not in found]
-        if missing and len(missing) == len(order):
-            raise ConfigurationError(
-                f"LLM_PROVIDERS={order_raw!r} but none of those providers is set up: {_SETUP_HINT}"
-            )
-        providers = [config for kind, config in found.items() if kind in order]
-        providers.sort(key=lambda config: order.index(config.kind))
-    else:
-        providers = [found[k] for k in KINDS if k in found]
-    if not providers:
-        raise ConfigurationError(f"no LLM provider found in the environment: {_SETUP_HINT}")
-    return cls(
-        providers=providers,
-        fallback_timeout=_number(env, "LLM_FALLBACK_TIMEOUT", DEFAULT_FALLBACK_TIMEOUT),
-        stream_idle_timeout=_number(env, "LLM_STREAM_IDLE_TIMEOUT", DEFAULT_STREAM_IDLE_TIMEOUT),
-        timeout=timeout,
-    )
+    return read(path)

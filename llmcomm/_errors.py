@@ -55,7 +55,15 @@ class LLMException(Exception):
 
 
 class ConfigurationError(LLMException):
-    """No usable provider is configured, or a setting is malformed."""
+    """No usable provider is configured, or a setting is malformed.
+
+    `nothing_configured` is True only when no provider is set up at all (no key,
+    no base URL, no CLI); every other `ConfigurationError` is a mistake to fix.
+    """
+
+    def __init__(self, message: str, *, nothing_configured: bool = False, provider: str | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.nothing_configured = nothing_configured
 
 
 class InvalidRequestError(LLMException):

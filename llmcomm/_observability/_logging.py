@@ -6,8 +6,8 @@ that decision:
 
 - `RequestIdFilter` puts `record.request_id` on every record (from the call's
   context), so `%(request_id)s` works in any format string;
-- `RedactingFilter` masks API keys and auth headers in messages, arguments,
-  extra fields and tracebacks;
+- `RedactingFilter` masks API keys, URL credentials and auth headers in
+  messages, arguments, extra fields and tracebacks (the rule of `_secrets`);
 - `JSONFormatter` writes one JSON object per line (with orjson);
 - `enable_legacy_log_file()` opens the legacy dedicated LLM log file.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,8 @@ from typing import Any, Final, final
 
 import orjson
 
-from .._config import mask_secret
+from .._secrets import MIN_SECRET_LENGTH
+from .._secrets import redact as redact
 from ._context import current_request_id
 
 LOGGER_NAME: Final = "llmcomm"
@@ -46,13 +46,6 @@ logger = logging.getLogger(LOGGER_NAME)
 _STANDARD_ATTRS: Final = frozenset(
     {*logging.LogRecord("", 0, "", 0, "", (), None).__dict__, "message", "asctime", "taskName", "request_id"}
 )
-
-_HEADER_RE: Final = re.compile(
-    r"""(?P<head>\b(?:x-api-key|x-goog-api-key|api[-_]?key|proxy-authorization|authorization)\b"""
-    r"""['"]?\s*[:=,]\s*(?:b?['"])?\s*(?:(?:bearer|basic|token)\s+)?)(?P<value>[^\s'",;)}\]]+)""",
-    re.IGNORECASE,
-)
-_KEY_RE: Final = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}")
 
 
 def _install() -> None:
@@ -97,36 +90,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with the given secrets, auth header values and `sk-…` keys masked."""
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, mask_secret(secret) or "****")
-    if "sk-" in text:
-        text = _KEY_RE.sub(_mask_match, text)
-    return _HEADER_RE.sub(_mask_header, text)
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    return mask_secret(match.group(0)) or "****"
-
-
-def _mask_header(match: re.Match[str]) -> str:
-    value = match.group("value")
-    if "…" in value or value == "****":  # already masked
-        return match.group(0)
-    return f"{match.group('head')}{mask_secret(value) or '****'}"
-
-
 @final
 class RedactingFilter(logging.Filter):
     """Masks secrets in every record it sees; put it on a handler.
 
     Masks the given `secrets` (configured API keys, say), the values of the
     well-known key variables (`ANTHROPIC_API_KEY`, `OPENAI_API_KEY`, … when
-    `from_env`), anything that looks like `x-api-key: …`, `Authorization: Bearer …`
-    or an `sk-…` key, in the message and its arguments, in string `extra` fields
-    and in the traceback. A masked key shows at most its last 4 characters.
+    `from_env`), credentials in URLs (`http://user:password@host`, `?api-key=…`),
+    anything that looks like `x-api-key: …`, `Authorization: Bearer …` or an
+    `sk-…` key, in the message and its arguments, in string `extra` fields and in
+    the traceback. A masked key shows at most its first 3 and last 4 characters.
     """
 
     def __init__(self, secrets: Iterable[str | None] = (), *, from_env: bool = True) -> None:
@@ -135,11 +108,13 @@ class RedactingFilter(logging.Filter):
         if from_env:
             found += [v for name in SECRET_ENV_VARS if (v := os.environ.get(name))]
         # Longest first, so a key that contains another is masked whole; short values would mask plain words.
-        self.secrets: tuple[str, ...] = tuple(sorted({s for s in found if len(s) >= 8}, key=len, reverse=True))
+        self.secrets: tuple[str, ...] = tuple(
+            sorted({s for s in found if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        )
 
     def add_secret(self, secret: str | None) -> None:
         """Mask `secret` from now on too."""
-        if secret and len(secret) >= 8 and secret not in self.secrets:
+        if secret and len(secret) >= MIN_SECRET_LENGTH and secret not in self.secrets:
             self.secrets = tuple(sorted((*self.secrets, secret), key=len, reverse=True))
 
     def filter(self, record: logging.LogRecord) -> bool:

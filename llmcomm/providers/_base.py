@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
@@ -17,6 +19,7 @@ from .._errors import (
     ProviderUnavailableError,
     RateLimitError,
 )
+from .._secrets import redact
 from .._types import ChunkBatch, Request, StreamChunk
 
 
@@ -76,23 +79,53 @@ async def flatten(batches: AsyncIterator[ChunkBatch]) -> AsyncIterator[StreamChu
 _QUOTA_CODES = frozenset({"insufficient_quota", "quota_exceeded", "billing_hard_limit_reached"})
 
 
+#: a wait longer than this is not a plausible Retry-After: the header is ignored
+MAX_RETRY_AFTER = 86_400.0
+
+
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds to wait as the provider asked: `retry-after-ms`, then `retry-after`."""
+    """Seconds to wait as the provider asked: `retry-after-ms`, then `retry-after`.
+
+    `retry-after` is seconds or an HTTP date. A value that is neither, negative,
+    not finite, or more than a day away is ignored (None); this never raises, so a
+    bad header cannot change which error a status stands for.
+    """
     if not headers:
         return None
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
     try:
-        return max(0.0, float(value))
+        milliseconds = _seconds(headers.get("retry-after-ms"))
+        if milliseconds is not None:
+            return _plausible(milliseconds / 1000.0)
+        value = headers.get("retry-after")
+        seconds = _seconds(value)
+        if seconds is not None:
+            return _plausible(seconds)
+        return _plausible(_until_date(value)) if value else None
+    except Exception:  # a header is the server's text: nothing in it may fail the caller
+        return None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value and value.strip() else None
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        return None
+
+
+def _until_date(value: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000" means UTC too
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _plausible(seconds: float | None) -> float | None:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0 or seconds > MAX_RETRY_AFTER:
+        return None
+    return seconds
 
 
 def error_for_status(
@@ -151,25 +184,37 @@ ERROR_TYPE_STATUS: Mapping[str, int] = {
 
 
 def scrub(text: str, secret: str | None) -> str:
-    """`text` with `secret` masked, for messages a server may echo a key into."""
-    if secret and len(secret) >= 8 and secret in text:
-        return text.replace(secret, "****")
-    return text
+    """`text` with `secret` and anything else secret-looking masked (`_secrets.redact`),
+    for messages a server may echo a key or a URL into."""
+    return redact(text, (secret,))
 
 
 def scrub_exception(error: BaseException, secret: str | None) -> None:
-    """Mask `secret` in an SDK error a server may have echoed it into, before it is chained.
+    """Mask `secret` (and URL credentials) in an error and every error in its
+    `__cause__`/`__context__` chain, before llmcomm chains it under its own.
 
-    The error stays the `__cause__` of llmcomm's own; only the key is masked, in its
-    message, its args and its parsed body.
+    The errors stay in the chain; only secrets are masked, in their messages, args,
+    parsed bodies, and the text a `UnicodeError` keeps (which is the whole value).
     """
-    if not secret or len(secret) < 8:
-        return
+    current: BaseException | None = error
+    for _ in range(16):  # chains are short; a cycle must not loop forever
+        if current is None:
+            return
+        _scrub_one(current, secret)
+        current = current.__cause__ or current.__context__
+
+
+def _scrub_one(error: BaseException, secret: str | None) -> None:
+    if isinstance(error, UnicodeEncodeError):  # it keeps the whole text it could not encode
+        error.object = scrub(error.object, secret)
+        error.args = (error.encoding, error.object, error.start, error.end, error.reason)
     error.args = tuple(scrub(a, secret) if isinstance(a, str) else a for a in error.args)
     message = getattr(error, "message", None)
     if isinstance(message, str):
         error.message = scrub(message, secret)  # type: ignore[attr-defined]
     body = getattr(error, "body", None)
-    if body is not None and secret in repr(body):
-        masked = orjson.dumps(body, default=str).replace(secret.encode(), b"****")
-        error.body = orjson.loads(masked)  # type: ignore[attr-defined]
+    if body is not None:
+        raw = orjson.dumps(body, default=str).decode()
+        masked_body = scrub(raw, secret)
+        if masked_body != raw:
+            error.body = orjson.loads(masked_body)  # type: ignore[attr-defined]

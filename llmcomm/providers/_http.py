@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import importlib.util
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -13,7 +15,8 @@ import orjson
 
 from .._config import ProviderConfig
 from .._decoders import OversizedMessageError
-from .._errors import LLMException, ProviderUnavailableError
+from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
+from .._secrets import mask_url
 from ._base import error_for_status, parse_retry_after, scrub, scrub_exception
 
 # Enough for a thousand concurrent streams on one client; a request that cannot get
@@ -63,6 +66,9 @@ def map_sdk_errors(sdk: ModuleType, provider: str, config: ProviderConfig, model
         yield
     except LLMException:
         raise
+    except UnicodeEncodeError as exc:
+        # Configurations are checked before any I/O; this is the net under that check.
+        raise _unsendable(exc, provider, config) from exc
     except sdk.APIStatusError as exc:
         body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
         inner = body.get("error")  # Anthropic nests the error object; the OpenAI SDK unwraps it
@@ -80,6 +86,8 @@ def map_sdk_errors(sdk: ModuleType, provider: str, config: ProviderConfig, model
             code=str(code) if code else None,
         ) from exc
     except (sdk.APIConnectionError, httpx2.HTTPError) as exc:
+        if _is_local_protocol_error(exc):
+            raise _unsendable(exc, provider, config) from exc
         raise map_transport_error(exc, provider, config) from exc
     except (orjson.JSONDecodeError, OversizedMessageError, KeyError, TypeError, AttributeError) as exc:
         raise ProviderUnavailableError(
@@ -87,6 +95,27 @@ def map_sdk_errors(sdk: ModuleType, provider: str, config: ProviderConfig, model
             provider=provider,
             retryable=False,
         ) from exc
+
+
+def _unsendable(exc: BaseException, provider: str, config: ProviderConfig) -> ConfigurationError:
+    """A header value the HTTP stack refused, as the configuration mistake it is (never retried)."""
+    scrub_exception(exc, config.api_key)  # the original error shows the whole value
+    return ConfigurationError(
+        "a header value (the API key or a header option) cannot be sent over HTTP: only printable ASCII "
+        f"can; fix the configuration of provider {provider!r}",
+        provider=provider,
+    )
+
+
+def _is_local_protocol_error(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            return False
+        if isinstance(cause, httpx2.LocalProtocolError | UnicodeEncodeError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def sdk_arguments(body: dict[str, Any], named: frozenset[str]) -> dict[str, Any]:
@@ -111,13 +140,84 @@ def sdk_timeout(timeout: float, pool: float | None = None) -> httpx2.Timeout:
     return httpx2.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout), pool=min(pool or POOL_TIMEOUT, timeout))
 
 
-def new_http_client(max_connections: int = MAX_CONNECTIONS, pool_timeout: float = POOL_TIMEOUT) -> httpx2.AsyncClient:
-    """The pooled client one `LLMCommunication` hands to every SDK it uses."""
-    return httpx2.AsyncClient(
-        limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=MAX_KEEPALIVE),
-        timeout=httpx2.Timeout(60.0, connect=CONNECT_TIMEOUT, pool=pool_timeout),
-        follow_redirects=False,
+def new_http_client(
+    max_connections: int = MAX_CONNECTIONS,
+    pool_timeout: float = POOL_TIMEOUT,
+    environ: Mapping[str, str] | None = None,
+) -> httpx2.AsyncClient:
+    """The pooled client one `LLMCommunication` hands to every SDK it uses.
+
+    Proxies come from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`,
+    `NO_PROXY`, either case) as httpx2 reads them. Raises `ConfigurationError`
+    naming the variable when one cannot be used (a SOCKS proxy without the socksio
+    package, a malformed URL, an unknown scheme).
+    """
+    check_proxy_environment(os.environ if environ is None else environ)
+    failure = None
+    try:
+        return httpx2.AsyncClient(
+            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=MAX_KEEPALIVE),
+            timeout=httpx2.Timeout(60.0, connect=CONNECT_TIMEOUT, pool=pool_timeout),
+            follow_redirects=False,
+        )
+    except (ImportError, ValueError, httpx2.InvalidURL) as exc:  # a proxy setting this check does not know
+        failure = type(exc).__name__
+    raise ConfigurationError(
+        f"the HTTP client cannot be built from the proxy settings in the environment ({failure}); "
+        "check HTTP_PROXY, HTTPS_PROXY and ALL_PROXY, or unset them"
     )
+
+
+#: proxy schemes httpx2 can use, and what each needs
+_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def proxy_variables(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The proxy settings httpx2 would use: scheme ("http", "https", "all") -> (variable, value).
+
+    The rules of `urllib.request.getproxies_environment`: a lowercase variable wins
+    over its uppercase twin, `HTTP_PROXY` is ignored in a CGI request, and
+    `NO_PROXY=*` turns every proxy off.
+    """
+    chosen: dict[str, tuple[str, str]] = {}
+    for name, value in environ.items():
+        scheme = name.lower().removesuffix("_proxy")
+        if name.lower().endswith("_proxy") and scheme in ("http", "https", "all", "no") and value:
+            if name == "HTTP_PROXY" and "REQUEST_METHOD" in environ:
+                continue
+            if scheme not in chosen or name.islower():
+                chosen[scheme] = (name, value)
+    no_proxy = chosen.pop("no", ("", ""))[1]
+    if "*" in (host.strip() for host in no_proxy.split(",")):
+        return {}
+    return chosen
+
+
+def check_proxy_environment(environ: Mapping[str, str]) -> None:
+    """Raise `ConfigurationError` naming the variable when a proxy setting cannot be used.
+
+    The value is shown with its credentials masked; the message says what to do.
+    """
+    for name, value in proxy_variables(environ).values():
+        url = value.strip() if "://" in value else f"http://{value.strip()}"
+        shown = f"{name}={mask_url(value)!r}"
+        try:
+            parsed = httpx2.URL(url)
+            scheme, host = parsed.scheme, parsed.host
+        except (httpx2.InvalidURL, ValueError, TypeError):
+            scheme, host = "", ""
+        if not host:
+            raise ConfigurationError(f"{shown} is not a proxy URL; set it like {name}=http://host:port, or unset it")
+        if scheme not in _PROXY_SCHEMES:
+            raise ConfigurationError(
+                f"{shown} names a {scheme}:// proxy, which is not supported; use http://, https://, socks5:// "
+                f"or socks5h://, or unset {name}"
+            )
+        if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+            raise ConfigurationError(
+                f"{shown} names a SOCKS proxy, but SOCKS support is not installed: "
+                f"pip install socksio (or 'httpx2[socks]'), or unset {name}"
+            )
 
 
 def map_transport_error(exc: BaseException, provider: str, config: ProviderConfig) -> LLMException:
@@ -126,7 +226,7 @@ def map_transport_error(exc: BaseException, provider: str, config: ProviderConfi
     # SDK connection errors wrap the httpx2 error that says what really happened.
     while not isinstance(cause, httpx2.HTTPError) and cause.__cause__ is not None:
         cause = cause.__cause__
-    where = config.base_url or f"the {config.kind} API"
+    where = mask_url(config.base_url) or f"the {config.kind} API"
     if isinstance(cause, httpx2.PoolTimeout):
         message = "no free connection in the pool in time; lower the concurrency or raise the pool size"
     elif isinstance(cause, httpx2.ConnectTimeout):

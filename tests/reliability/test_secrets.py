@@ -23,6 +23,7 @@ from llmcomm import (
     ProviderConfig,
     SyncLLMCommunication,
 )
+from llmcomm._secrets import mask_secret
 from llmcomm.testing import FakeServer, Script
 
 from ..helpers import config
@@ -126,7 +127,8 @@ async def test_a_key_echoed_by_the_server_is_masked_in_llmcomm_messages(fake: Fa
         with pytest.raises(AllProvidersFailedError) as caught:
             await llm.generate_text("hi")
     own = [caught.value, *caught.value.errors]
-    assert all("****" in str(error) for error in caught.value.errors)
+    # The one masking rule: first 3 and last 4 characters, as in reprs and log lines.
+    assert [mask_secret(CANARIES[e.provider or ""]) in str(e) for e in caught.value.errors] == [True, True]
     leaked = find_canaries((type(e).__name__, text) for e in own for text in (str(e), repr(e)))
     assert not leaked, "\n".join(leaked)
 
