@@ -18,11 +18,12 @@ says why not without showing the value.
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from collections.abc import Iterable
 from typing import Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK: Final = "****"
 #: secrets shorter than this are never searched for in free text: they would mask plain words
@@ -65,6 +66,27 @@ def mask_url(url: str | None) -> str:
     if "=" in url:
         url = _URL_QUERY_SECRET_RE.sub(_mask_query_value, url)
     return url
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """`url` without its `user:password@`, and the `Authorization: Basic …` value they stand for.
+
+    The HTTP stack turns URL credentials into Basic authentication anyway; sending
+    them as a header instead keeps them out of every URL it logs. A URL without
+    credentials (or one that does not parse) comes back unchanged, with None.
+    """
+    if "@" not in url:
+        return url, None
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    except ValueError:
+        return url, None
+    if host == parts.netloc:
+        return url, None
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:

@@ -94,8 +94,8 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
         return None
     try:
         milliseconds = _seconds(headers.get("retry-after-ms"))
-        if milliseconds is not None:
-            return _plausible(milliseconds / 1000.0)
+        if milliseconds is not None and (wait := _plausible(milliseconds / 1000.0)) is not None:
+            return wait
         value = headers.get("retry-after")
         seconds = _seconds(value)
         if seconds is not None:
@@ -106,8 +106,10 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 def _seconds(value: str | None) -> float | None:
+    if not value or not value.strip() or not value.isascii():  # float() also reads non-ASCII digits
+        return None
     try:
-        return float(value) if value and value.strip() else None
+        return float(value)
     except ValueError:
         return None
 

@@ -16,7 +16,7 @@ import orjson
 from .._config import ProviderConfig
 from .._decoders import OversizedMessageError
 from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
-from .._secrets import mask_url
+from .._secrets import mask_url, split_credentials
 from ._base import error_for_status, parse_retry_after, scrub, scrub_exception
 
 # Enough for a thousand concurrent streams on one client; a request that cannot get
@@ -43,14 +43,22 @@ async def drain(body: AsyncIterator[bytes]) -> None:
 
 
 def sdk_client_options(config: ProviderConfig, http_client: httpx2.AsyncClient | None) -> dict[str, Any]:
-    """Keyword arguments both official SDK clients take, the same way."""
+    """Keyword arguments both official SDK clients take, the same way.
+
+    Credentials in `base_url` travel as an `Authorization: Basic` header (what the
+    HTTP stack would make of them), so the URL it logs carries none.
+    """
+    base_url, basic_auth = split_credentials(config.base_url) if config.base_url else (None, None)
+    headers = dict(config.headers)
+    if basic_auth and not any(name.lower() == "authorization" for name in headers):
+        headers["Authorization"] = basic_auth
     return {
-        "base_url": config.base_url,
+        "base_url": base_url,
         "max_retries": 0,  # llmcomm owns retries: a hidden SDK sleep would break the fallback race
         # Every SDK request carries a full Timeout: its pool part must be the client's own.
         "timeout": sdk_timeout(config.timeout, http_client.timeout.pool if http_client else None),
         "http_client": http_client,
-        "default_headers": dict(config.headers) or None,
+        "default_headers": headers or None,
     }
 
 
