@@ -91,8 +91,11 @@ def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
     text = _read_text(path)
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
+            # A binding's text starts with the blank lines before it: count to its first character.
+            text_of = binding.original.string
+            line = binding.original.line + text_of[: len(text_of) - len(text_of.lstrip())].count("\n")
             raise ConfigurationError(
-                f"{path}:{binding.original.line}: python-dotenv cannot parse this line; "
+                f"{path}:{line}: python-dotenv cannot parse this line; "
                 "write it as KEY=value (quote values with spaces or #), or remove it"
             )
     values = dotenv_values(stream=io.StringIO(text))
