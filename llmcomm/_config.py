@@ -105,7 +105,7 @@ class ProviderConfig:
             object.__setattr__(self, "model", DEFAULT_MODELS[self.kind])
         if self.max_tokens <= 0:
             raise ConfigurationError(f"max_tokens of provider {self.name!r} must be positive, got {self.max_tokens}")
-        if self.timeout <= 0:
+        if not self.timeout > 0:  # also refuses NaN
             raise ConfigurationError(f"timeout of provider {self.name!r} must be positive, got {self.timeout}")
 
     def __repr__(self) -> str:
@@ -153,7 +153,7 @@ class Configuration:
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
         for name in ("fallback_timeout", "stream_idle_timeout", "timeout", "pool_timeout"):
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:  # also refuses NaN
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_connections < 1:
             raise ConfigurationError(f"max_connections must be at least 1, got {self.max_connections}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -23,12 +24,13 @@ from llmcomm import (
     ProviderUnavailableError,
     RedactingFilter,
 )
+from llmcomm.__main__ import main
 from llmcomm._secrets import check_sendable, mask_secret, mask_url, redact, split_credentials
 from llmcomm._types import Message, Request
 from llmcomm.providers._http import new_http_client
 from llmcomm.testing import FakeServer, Script
 
-from .helpers import config, provider, refused_url
+from .helpers import clear_provider_environment, config, provider, refused_url
 from .reliability._support import DEBUG_LOGGERS, LogCapture, error_texts
 
 Kind = Literal["anthropic", "openai"]
@@ -262,3 +264,23 @@ async def test_base_url_credentials_stay_out_of_connection_errors(kind: Kind) ->
             await llm.generate_text("hi")
     assert "http://****@127.0.0.1" in str(caught.value)
     assert not leaks(caught.value, PASSWORD)
+
+
+def test_llmcomm_providers_shows_url_credentials_masked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clear_provider_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://proxyuser:{PASSWORD}@127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", f"sk-proj-{SECRET}")
+    assert main(["providers", "--no-probe"]) == 0
+    out = capsys.readouterr().out
+    assert "http://****@127.0.0.1:9/v1" in out and "sk-…mnop" in out
+    assert PASSWORD not in out and SECRET not in out
+
+
+@pytest.mark.parametrize("value", [float("nan"), 0.0, -1.0])
+def test_timeouts_must_be_positive_numbers(value: float) -> None:
+    with pytest.raises(ConfigurationError, match="timeout"):
+        ProviderConfig(name="p", kind="openai", timeout=value)
+    with pytest.raises(ConfigurationError, match="timeout"):
+        Configuration(timeout=value)

@@ -198,12 +198,15 @@ def scrub_exception(error: BaseException, secret: str | None) -> None:
     The errors stay in the chain; only secrets are masked, in their messages, args,
     parsed bodies, and the text a `UnicodeError` keeps (which is the whole value).
     """
-    current: BaseException | None = error
-    for _ in range(16):  # chains are short; a cycle must not loop forever
-        if current is None:
-            return
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:  # chains are short; a cycle must not loop forever
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
         _scrub_one(current, secret)
-        current = current.__cause__ or current.__context__
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
 
 
 def _scrub_one(error: BaseException, secret: str | None) -> None:
