@@ -9,6 +9,7 @@ the watch is not blind (the keys did reach the wire, the loggers did log).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 from pathlib import Path
@@ -139,3 +140,31 @@ async def test_a_key_echoed_by_the_server_is_masked_in_the_cause_chain(fake: Fak
             await llm.generate_text("hi")
     leaked = find_canaries(error_texts(caught.value))
     assert not leaked, "\n".join(leaked)
+
+
+PROXY_PASSWORD = "CANARY-proxy-password-51f0e2"
+
+
+async def test_base_url_credentials_show_nowhere_but_on_the_wire(
+    fake: FakeServer, tmp_path: Path, debug_log: LogCapture
+) -> None:
+    """Credentials in every provider's base URL: absent from errors, reprs, log records and the CLI's argv."""
+    record = tmp_path / "record.json"
+    fake.default = Script(status=401, error_message="invalid x-api-key")
+    providers = [
+        dataclasses.replace(p, base_url=(p.base_url or "").replace("http://", f"http://user:{PROXY_PASSWORD}@"))
+        for p in every_kind(fake, record, "api_error")
+    ]
+    cfg = config(*providers)
+    async with LLMCommunication(cfg) as llm:
+        with pytest.raises(AllProvidersFailedError) as caught, anyio.fail_after(10):
+            await llm.generate_text("hi")
+        shown = [repr(cfg), *map(repr, providers), *(repr(p) for p in llm.manager.providers)]
+    watched = [PROXY_PASSWORD, *CANARIES.values()]
+    leaked = find_canaries([*error_texts(caught.value), *(("repr", text) for text in shown)], watched)
+    leaked += find_canaries(debug_log.texts(), watched)
+    assert not leaked, "\n".join(leaked)
+    seen = json.loads(record.read_text(encoding="utf-8"))
+    assert PROXY_PASSWORD in seen["env"]["ANTHROPIC_BASE_URL"]  # the child got it, in its environment
+    assert not any(PROXY_PASSWORD in part for part in seen["cmdline"])
+    assert all(r.headers.get("authorization", "").startswith("Basic ") for r in fake.requests)
