@@ -135,7 +135,7 @@ def merged_environment(
     env: dict[str, str] = {}
     if dotenv_path is not None:
         env.update(read_dotenv(dotenv_path))
-    elif environ is None and (os.path.lexists(".env")):
+    elif environ is None and os.path.exists(".env"):  # a file, a directory or an unreadable one: read (or refuse) it
         env.update(read_dotenv(".env"))
     env.update(os.environ if environ is None else environ)
     return env

@@ -121,6 +121,8 @@ def check_sendable(value: str, what: str, *, spaces_inside: bool = False) -> str
             continue
         if char in " \t" and (position == 1 or position == len(value)):
             return f"{what} starts or ends with whitespace; remove it"
+        if char in " \t":
+            return f"{what} contains whitespace at character {position}; a key has none: remove it"
         named = unicodedata.name(char, "")
         desc = f"the character {named}" if named else _CONTROL_NAMES.get(char, "a control character")
         return (
