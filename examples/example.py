@@ -222,7 +222,11 @@ def main() -> int:
     with ExitStack() as stack:
         try:
             config = Configuration.from_env()
-        except ConfigurationError:
+        except ConfigurationError as error:
+            if not error.nothing_configured:
+                # A mistake in the configuration must stop the tour, never hide behind canned text.
+                print(f"llmcomm tour — configuration error: {error}", file=sys.stderr)
+                return 2
             server = stack.enter_context(FakeServer())
             server.default = Script(text="Hello from llmcomm's loopback simulator.", token_delay=0.01)
             # Legacy code reads its provider from the environment: point it at the simulator.
@@ -231,7 +235,8 @@ def main() -> int:
             os.environ["ANTHROPIC_MODEL"] = "claude-simulated"
             tour = Tour(simulator_config(server), server)
             print(
-                "llmcomm tour — using the loopback simulator (no provider credentials found; see examples/example.env)"
+                "llmcomm tour — using the loopback simulator (no provider configured: set ANTHROPIC_API_KEY or OPENAI_API_KEY, "
+                "or put `claude` on PATH, to use real providers)"
             )
         else:
             chain = ", ".join(f"{p.name} ({getattr(p, 'model', '?')})" for p in config.providers)

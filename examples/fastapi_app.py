@@ -75,7 +75,9 @@ async def _open_llm(stack: AsyncExitStack, config: Configuration | None) -> LLMC
     if config is None:
         try:
             config = Configuration.from_env()
-        except ConfigurationError:
+        except ConfigurationError as error:
+            if not error.nothing_configured:
+                raise  # a mistake in the configuration stops the app; the simulator only stands in for nothing
             server = await stack.enter_async_context(FakeServer(default=Script(text=SIMULATED_REPLY, token_delay=0.05)))
             log.warning("no provider credentials found: serving from the loopback simulator on port %d", server.port)
             config = Configuration(

@@ -66,7 +66,9 @@ def create_app(config: Configuration | None = None) -> Flask:
     if config is None:
         try:
             config = Configuration.from_env()
-        except ConfigurationError:
+        except ConfigurationError as error:
+            if not error.nothing_configured:
+                raise  # a mistake in the configuration stops the app; the simulator only stands in for nothing
             config, app.extensions["llmcomm.simulator"] = _start_simulator()
     llm = SyncLLMCommunication(config)
     app.extensions["llmcomm"] = llm

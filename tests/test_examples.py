@@ -45,7 +45,8 @@ def test_the_tour_runs_on_the_simulator_and_exits_0(tmp_path: Path) -> None:
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     lines = result.stdout.splitlines()
     assert lines[0] == (
-        "llmcomm tour — using the loopback simulator (no provider credentials found; see examples/example.env)"
+        "llmcomm tour — using the loopback simulator (no provider configured: set ANTHROPIC_API_KEY or "
+        "OPENAI_API_KEY, or put `claude` on PATH, to use real providers)"
     )
     for number in range(1, 9):
         assert any(line.startswith(f"── {number}. ") for line in lines), f"stop {number} is missing"
@@ -60,6 +61,48 @@ def test_the_tour_runs_on_the_simulator_and_exits_0(tmp_path: Path) -> None:
     assert "llmcomm_requests_total" in out
     assert result.stderr == ""
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("LLM_TIMEOUT", "30s"), ("LLM_FALLBACK_TIMEOUT", "abc"), ("OPENAI_BASE_URL", "not a url")],
+)
+def test_a_configuration_mistake_stops_the_tour_instead_of_using_the_simulator(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    env = {**clean_env(tmp_path), "OPENAI_API_KEY": KEY, variable: value}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "example.py")],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "simulator" not in result.stdout
+    assert "configuration error" in result.stderr
+    assert variable in result.stderr
+    assert KEY not in result.stdout + result.stderr
+
+
+def test_a_bad_dotenv_line_stops_the_web_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    (tmp_path / ".env").write_text(f"OPENAI_API_KEY={KEY}\nLLM_TIMEOUT=thirty\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    for variable in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "LLM_TIMEOUT", "LLM_PROVIDERS", "CLAUDE_CLI_PATH"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("flask_app_under_test", EXAMPLES / "flask_app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(ConfigurationError, match="LLM_TIMEOUT") as caught:
+        module.create_app()
+    assert not caught.value.nothing_configured
 
 
 def test_the_tour_uses_configured_providers_when_there_are_some(tmp_path: Path) -> None:
