@@ -18,7 +18,7 @@ import io
 import os
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import anyio
@@ -85,9 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def describe_error(error: LLMException) -> str:
-    """One line: what went wrong and what to do next."""
+    """One line: what went wrong and what to do next, in the command's own terms."""
     message = " ".join(str(error).split())
     hint = _hint(error)
+    if hint and isinstance(error, LLMTimeoutError):
+        # The library's advice names the Python option (timeout=); the command has its own.
+        message = message.split("; raise timeout=", 1)[0]
     return f"{message} — {hint}" if hint else message
 
 
@@ -126,7 +129,9 @@ def _ask_parser() -> argparse.ArgumentParser:
             "  llmcomm providers   show the provider chain from the environment and probe each one\n"
             "  llmcomm demo        run against the built-in loopback simulator (no keys needed)\n\n"
             "The prompt is read from stdin when piped; with a prompt argument too, the piped text\n"
-            "comes first. Providers come from the environment or ./.env: see examples/example.env.\n"
+            "comes first. Providers come from the environment or ./.env: ANTHROPIC_API_KEY,\n"
+            "OPENAI_API_KEY (+ OPENAI_BASE_URL for compatible servers), or `claude` on PATH;\n"
+            "LLM_PROVIDERS sets the order, LLM_TIMEOUT and LLM_FALLBACK_TIMEOUT the times.\n"
             "Use `llmcomm -- demo` to send the word 'demo' as a prompt."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -136,14 +141,40 @@ def _ask_parser() -> argparse.ArgumentParser:
     parser.add_argument("--provider", metavar="NAME", help="use only this provider (see `llmcomm providers`)")
     parser.add_argument("-s", "--system", help="system prompt")
     parser.add_argument("--no-stream", action="store_true", help="print the reply once it is complete")
-    parser.add_argument("--max-tokens", type=int, metavar="N", help="longest reply, in tokens")
-    parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature, 0 to 2")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline of the whole call")
+    parser.add_argument("--max-tokens", type=_positive(int), metavar="N", help="longest reply, in tokens")
+    parser.add_argument("--temperature", type=_temperature, metavar="T", help="sampling temperature, 0 to 2")
+    parser.add_argument("--timeout", type=_positive(float), metavar="SECONDS", help="deadline of the whole call")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="after the reply, show provider, tokens and timings on stderr"
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a number above 0, else a usage error (exit 2)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
+        return value
+
+    return parse
+
+
+def _temperature(text: str) -> float:
+    """An argparse type: a temperature from 0 to 2, as both providers accept."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range: give a value from 0 to 2")
+    return value
 
 
 def _run_ask(argv: list[str]) -> int:

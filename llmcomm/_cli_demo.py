@@ -35,13 +35,16 @@ def run_demo(argv: Sequence[str]) -> int:
     """`llmcomm demo [prompt]`: always 0 unless the simulator itself fails."""
     args = _parser().parse_args(argv)
     prompt = " ".join(args.prompt).strip() or DEFAULT_PROMPT
+    # Starting takes a moment on a cold machine: say what is happening before it does.
+    print(f"{PROG} demo — starting the loopback simulator on 127.0.0.1 …", flush=True)
     # The simulator serves from its own thread, so the demo's errors reach `main` as they are.
     with FakeServer() as server:
         print(f"{PROG} demo — the loopback simulator on 127.0.0.1:{server.port} stands in for two providers")
         anyio.run(_demo, server, prompt)
     print(
-        "\nThat was the simulator. For a real model, set ANTHROPIC_API_KEY or OPENAI_API_KEY (all settings: "
-        'examples/example.env), then: llmcomm "your question"'
+        "\nThat was the simulator. For a real model, set ANTHROPIC_API_KEY or OPENAI_API_KEY (OPENAI_BASE_URL "
+        "for a compatible server; LLM_PROVIDERS for the order), or put `claude` on PATH, then: "
+        'llmcomm "your question"'
     )
     return 0
 

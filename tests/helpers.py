@@ -63,3 +63,11 @@ def clear_provider_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("ENABLE_LLM_SPECIAL_LOG", "false")
     monkeypatch.chdir(tmp_path)
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child that must feel Ctrl-C: a suite started from a background job
+    inherits SIGINT ignored, and a child started that way would ignore it too."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,7 +15,7 @@ import pytest
 
 from llmcomm.__main__ import main
 from llmcomm.testing import FakeServer, Script
-from tests.helpers import KEY, clear_provider_environment, refused_url
+from tests.helpers import KEY, clear_provider_environment, default_sigint, refused_url
 
 
 class TerminalInput(io.StringIO):
@@ -185,11 +185,53 @@ def test_providers_with_nothing_configured(clean_env: pytest.MonkeyPatch, capsys
 def test_demo_runs_against_the_simulator(clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "What", "is", "fallback?"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("llmcomm demo — the loopback simulator")
+    assert out.startswith("llmcomm demo — starting the loopback simulator on 127.0.0.1 …\nllmcomm demo — the loopback")
     assert "'What is fallback?'" in out
     assert "[backup · simulated-gpt" in out
     assert "primary  cancelled" in out
     assert "backup   won" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--temperature", "3", "hi"],
+        ["--temperature", "-0.1", "hi"],
+        ["--temperature", "warm", "hi"],
+        ["--max-tokens", "0", "hi"],
+        ["--max-tokens", "-5", "hi"],
+        ["--timeout", "0", "hi"],
+        ["--timeout", "inf", "hi"],
+        ["--timeout", "nan", "hi"],
+    ],
+)
+def test_an_option_out_of_range_is_a_usage_error(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert main(argv) == 2  # before any provider is looked for
+    err = capsys.readouterr().err
+    assert f"argument {argv[0]}" in err
+
+
+def test_timeout_advice_is_given_once_in_the_command_s_terms() -> None:
+    from llmcomm import LLMTimeoutError
+    from llmcomm._cli import describe_error
+
+    error = LLMTimeoutError(
+        "no complete reply within the call's timeout of 5 s; raise timeout= or LLM_TIMEOUT, or check the providers"
+    )
+    line = describe_error(error)
+    assert "timeout=" not in line
+    assert line.count("LLM_TIMEOUT") == 1
+    assert "--timeout" in line
+
+
+def test_help_names_the_provider_variables_not_a_file_pip_users_lack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "example.env" not in out
+    assert "ANTHROPIC_API_KEY" in out
+    assert "OPENAI_API_KEY" in out
 
 
 # -- a real process -----------------------------------------------------------------------
@@ -233,6 +275,7 @@ def test_ctrl_c_exits_130_and_closes_the_upstream_request(tmp_path: Path) -> Non
             env=subprocess_env(server, tmp_path, kind="openai"),
             cwd=tmp_path,
             stdin=subprocess.DEVNULL,
+            preexec_fn=default_sigint,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

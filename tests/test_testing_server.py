@@ -24,6 +24,7 @@ import pytest
 import llmcomm.testing
 from llmcomm.testing import FakeServer, RecordedRequest, Script
 from llmcomm.testing.__main__ import main as cli_main
+from tests.helpers import default_sigint
 
 pytestmark = [
     pytest.mark.anyio,
@@ -745,7 +746,7 @@ def test_cli_serves_until_interrupted() -> None:
     root = Path(llmcomm.testing.__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "llmcomm.testing", "--port", "0", "--text", "from the cli"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, env=env) as process:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, env=env, preexec_fn=default_sigint) as process:
         try:
             serve_and_interrupt(process)
         finally:
@@ -766,6 +767,15 @@ def serve_and_interrupt(process: subprocess.Popen[bytes]) -> None:
     assert response.json()["content"][0]["text"] == "from the cli"
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=5) == 0
+
+
+def test_cli_help_names_the_variables_that_point_clients_at_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for variable in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        assert variable in out
 
 
 def test_cli_and_server_refuse_non_loopback_hosts(capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m llmcomm.testing",
         description="Loopback fake of the Anthropic Messages and OpenAI Chat Completions APIs.",
+        epilog=(
+            "It prints its addresses on start-up. Point llmcomm (or any client) at it with:\n"
+            "  ANTHROPIC_BASE_URL=http://127.0.0.1:PORT       ANTHROPIC_API_KEY=any-non-empty-value\n"
+            "  OPENAI_BASE_URL=http://127.0.0.1:PORT/v1       OPENAI_API_KEY=any-non-empty-value\n"
+            "Keys are not checked, but a placeholder such as 'your-key' counts as no key to llmcomm."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--port", type=int, default=0, help="port to bind (0: pick a free one)")
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
