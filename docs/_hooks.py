@@ -1,0 +1,31 @@
+"""MkDocs hook: the README sections the docs include link to repository files; point them at the docs' pages.
+
+The README is read on GitHub, where `examples/flask_app.py` is a file; on the docs site it
+is a section of the Examples page (which includes each file's source), and
+`benchmarks/README.md` is the Benchmarks page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Snippets are expanded while the Markdown is converted, so the links are rewritten in the HTML.
+_LINK = re.compile(r'href="(examples/[\w.]+|benchmarks/README\.md|benchmarks/)"')
+
+
+def anchor(path: str) -> str:
+    """The id of an example's section on the Examples page (set in docs/examples.md)."""
+    return re.sub(r"[^a-z0-9]+", "-", path.removeprefix("examples/").lower()).strip("-")
+
+
+def _target(path: str) -> str:
+    if path.startswith("benchmarks"):
+        return "benchmarks/"
+    return "examples/#" + anchor(path)
+
+
+def on_page_content(html: str, page: Any, **_: Any) -> str:
+    """Rewrite links to repository files into links to the pages that show them."""
+    up = "../" * page.url.count("/")
+    return _LINK.sub(lambda match: f'href="{up}{_target(match.group(1))}"', html)
