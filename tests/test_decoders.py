@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmcomm._decoders import JSONLinesDecoder, OversizedMessageError, SSEDecoder
+from llmcomm._wire._sse import JSONLinesDecoder, OversizedMessageError, SSEDecoder
 
 STREAM = (
     b'event: message_start\ndata: {"a": 1}\n\n'

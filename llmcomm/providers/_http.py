@@ -12,8 +12,8 @@ import httpx2
 import orjson
 
 from .._config import ProviderConfig
-from .._decoders import OversizedMessageError
 from .._errors import LLMException, ProviderUnavailableError
+from .._wire._sse import OversizedMessageError
 from ._base import error_for_status, parse_retry_after, scrub, scrub_exception
 
 # Enough for a thousand concurrent streams on one client; a request that cannot get

@@ -21,7 +21,7 @@ import pytest
 from anyio.abc import Process
 
 from llmcomm import LLMCommunication, ProviderConfig, ProviderUnavailableError
-from llmcomm._decoders import DEFAULT_MAX_EVENT_BYTES, JSONLinesDecoder, OversizedMessageError, SSEDecoder
+from llmcomm._wire._sse import DEFAULT_MAX_EVENT_BYTES, JSONLinesDecoder, OversizedMessageError, SSEDecoder
 
 from ..helpers import config
 from ._support import CANARIES
