@@ -105,6 +105,11 @@ _PIECES = [
     b"\r",
     b"data: [DONE]\n\n",
     b"\xc3\xa9",
+    b"data:\n\n",
+    b"event: x\ndata: \n\n",
+    b"error: boom\n\n",
+    b"retry: 10\n\n",
+    b"\xef\xbb\xbf",
 ]
 
 

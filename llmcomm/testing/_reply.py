@@ -123,6 +123,13 @@ def _stream_body(frames: _wire.StreamFrames, script: Script) -> list[Step]:
         at(script.stall_after),
     )
     steps: list[Step] = [frames.opening]
+    if frames.thinking and script.token_delay > 0:  # reasoning streamed at the pace of the text
+        steps = [frames.head]
+        for position, event in enumerate(frames.thinking):
+            if position:
+                steps.append(Wait(script.token_delay))
+            steps.append(event)
+        steps.append(frames.after_thinking)
     if script.delay_before_first_token > 0:
         steps.append(Wait(script.delay_before_first_token, *keepalive))
     for index in range(count + 1):

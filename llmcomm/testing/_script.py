@@ -97,8 +97,8 @@ class Script:
         start_input_tokens: Anthropic only: the input count ``message_start``
             reports, when it differs from the final one ``message_delta`` restates.
         reasoning: Reasoning chunks streamed before the text (an Anthropic
-            thinking block, OpenAI-compatible ``reasoning_content`` deltas); in a
-            non-streamed reply, joined.
+            thinking block, OpenAI-compatible ``reasoning_content`` deltas), with
+            ``token_delay`` between them too; in a non-streamed reply, joined.
         stream_as_json: Answer a stream request with the whole non-streamed JSON
             reply, as some gateways do.
         reject_stream_options: OpenAI only: answer 400 when the request carries

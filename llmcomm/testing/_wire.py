@@ -53,11 +53,15 @@ class StreamFrames:
     """The pieces of one streamed reply, ready to write.
 
     Attributes:
-        opening: Events before the first content delta.
+        opening: Events before the first content delta (``head``, ``thinking``
+            and ``after_thinking`` in one).
         delta: Builds the event carrying one content chunk.
         ending: Events after the last delta that carry no finish reason.
         terminal: The events that finish the reply: the finish (stop) reason, the
             usage and the terminal marker (left out by ``omit_terminal``).
+        head: The opening events before any reasoning.
+        thinking: One event per reasoning chunk.
+        after_thinking: The events between the last reasoning chunk and the first content delta.
         marker: The terminal marker alone, the end of ``terminal`` (left out by
             ``omit_terminal_marker``): ``message_stop`` or ``[DONE]``.
         keepalive: A keep-alive frame.
@@ -73,6 +77,9 @@ class StreamFrames:
     sse_error: bytes
     marker: bytes
     malformed: bytes = _MALFORMED
+    head: bytes = b""
+    thinking: tuple[bytes, ...] = ()
+    after_thinking: bytes = b""
 
 
 def _json(value: object) -> bytes:
@@ -172,22 +179,24 @@ def anthropic_stream(
             "usage": _anthropic_usage(counts, 1, counts.start_input_tokens),
         },
     }
-    thinking = b""
+    head = _event("message_start", start)
+    thinking: list[bytes] = []
+    after_thinking = b""
     text_index = 0
     if reasoning:
         text_index = 1
-        thinking = _event(
+        head += _event(
             "content_block_start",
             {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
         )
         for piece in reasoning:
             thinking_delta = {"type": "thinking_delta", "thinking": piece}
-            thinking += _event(
-                "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": thinking_delta}
+            thinking.append(
+                _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": thinking_delta})
             )
         signature = {"type": "signature_delta", "signature": "fake-signature"}
-        thinking += _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signature})
-        thinking += _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        after_thinking = _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signature})
+        after_thinking += _event("content_block_stop", {"type": "content_block_stop", "index": 0})
     block_start = {
         "type": "content_block_start",
         "index": text_index,
@@ -209,11 +218,12 @@ def anthropic_stream(
         return prefix + _json(chunk) + b"}}\n\n"
 
     stop = _event("message_stop", {"type": "message_stop"})
+    after_thinking += _event("content_block_start", block_start) + _ANTHROPIC_PING
     return StreamFrames(
-        opening=_event("message_start", start)
-        + thinking
-        + _event("content_block_start", block_start)
-        + _ANTHROPIC_PING,
+        opening=head + b"".join(thinking) + after_thinking,
+        head=head,
+        thinking=tuple(thinking),
+        after_thinking=after_thinking,
         delta=delta,
         ending=_event("content_block_stop", {"type": "content_block_stop", "index": text_index}),
         terminal=_event("message_delta", message_delta) + stop,
@@ -313,11 +323,12 @@ def openai_stream(
     terminal = chunk([choice({}, finish_reason(stop_reason))])
     if include_usage:
         terminal += chunk([], usage=_openai_usage(counts))
-    opening = chunk([choice({"role": "assistant", "content": ""}, None)])
-    for piece in reasoning:
-        opening += chunk([choice({"content": None, "reasoning_content": piece}, None)])
+    role = chunk([choice({"role": "assistant", "content": ""}, None)])
+    thinking = tuple(chunk([choice({"content": None, "reasoning_content": piece}, None)]) for piece in reasoning)
     return StreamFrames(
-        opening=opening,
+        opening=role + b"".join(thinking),
+        head=role,
+        thinking=thinking,
         delta=delta,
         ending=b"",
         terminal=terminal + _OPENAI_DONE,
