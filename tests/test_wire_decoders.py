@@ -529,3 +529,21 @@ def test_a_json_reply_with_a_lone_surrogate_is_repaired(wire: Wire) -> None:
         body = b'{"choices":[{"index":0,"message":{"content":"A\\ud83dB"},"finish_reason":"stop"}]}'
     decoder = wire.decoder()
     assert text_of(decoder.message(body) + decoder.end()) == "A\ufffdB"
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [
+        pytest.param({"content": "x", "reasoning_content": None}, id="deepseek-null-reasoning"),
+        pytest.param({"role": "assistant", "content": "x"}, id="ollama-role-every-chunk"),
+        pytest.param({"content": "x", "refusal": None, "tool_calls": None}, id="null-fields"),
+    ],
+)
+def test_openai_deltas_with_more_fields_than_content(delta: dict[str, object]) -> None:
+    body = _openai_choice(delta) * 3 + OPENAI.finish + OPENAI.marker
+    chunks = decode(OPENAI.decoder(), body)
+    assert [(c.text, c.reasoning, c.index) for c in chunks if is_progress(c)] == [
+        ("x", "", 0),
+        ("x", "", 1),
+        ("x", "", 2),
+    ]

@@ -228,3 +228,10 @@ async def test_no_exception_group_reaches_the_caller(server: FakeServer, kind: K
         chain.append(current)
         current = current.__cause__
     assert not any(isinstance(e, BaseExceptionGroup) for e in chain)
+
+
+async def test_events_under_a_json_label_are_read_as_events(server: FakeServer, kind: Kind) -> None:
+    wire = WIRE[kind]
+    server.default = raw(wire.start + wire.text("Hello") + wire.finish + wire.marker, "application/json")
+    response, _ = await call(server, kind)
+    assert response.content == "Hello"

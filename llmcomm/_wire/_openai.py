@@ -61,8 +61,8 @@ class OpenAIDecoder(StreamDecoder):
                     if event is None:
                         continue
                     slow = True
-                # The per-token path inline: choice 0 alone, a delta of text only, nothing else to
-                # note. Anything else goes through _handle(), which decides the same way.
+                # The per-token path inline: choice 0 alone, a delta with text and no reasoning,
+                # nothing else to note. Anything else goes through _handle(), which decides the same way.
                 if not slow and not event.get("error") and not event.get("usage"):
                     choices = event.get("choices")
                     if choices.__class__ is list and len(choices) == 1:
@@ -70,7 +70,7 @@ class OpenAIDecoder(StreamDecoder):
                         delta = choice.get("delta")
                         if (
                             delta
-                            and len(delta) == 1
+                            and (len(delta) == 1 or not (delta.get("reasoning_content") or delta.get("reasoning")))
                             and (text := delta.get("content"))
                             and text.__class__ is str
                             and not choice.get("finish_reason")

@@ -21,6 +21,9 @@ from .._wire._sse import DEFAULT_MAX_EVENT_BYTES, OversizedMessageError
 from ._base import ERROR_TYPE_STATUS, error_for_status, scrub
 from ._http import drain
 
+#: what may precede a JSON document: whitespace and a byte-order mark
+_BLANK = b" \t\r\n\xef\xbb\xbf"
+
 
 async def read_reply(
     response: httpx2.Response, decoder: StreamDecoder, config: ProviderConfig, wire: str
@@ -28,26 +31,39 @@ async def read_reply(
     """Batches of chunks from `response`, the last batch closing the reply.
 
     A 200 `application/json` body answering a stream request (some gateways send
-    one) is decoded as the whole reply. Raises `LLMException`s for what the wire
-    reports (an error event, an incomplete or empty stream, a malformed event);
-    the transport's and JSON's own errors pass through to the caller's mapping.
+    one) is decoded as the whole reply; events sent under that label are read as
+    events. Raises `LLMException`s for what the wire reports (an error event, an
+    incomplete or empty stream, a malformed event); the transport's and JSON's own
+    errors pass through to the caller's mapping.
     """
     try:
-        if _is_json(response.headers.get("content-type", "")):
-            yield decoder.message(await _read_whole(response))
-        else:
-            feed = decoder.feed
-            # aclosing: an abandoned body iterator is a ResourceWarning on trio.
-            async with aclosing(response.aiter_bytes()) as body:
-                async for data in body:
-                    batch = feed(data)
-                    if batch:
-                        yield batch
-                    if decoder.failure is not None:
-                        raise decoder.failure
-                    if decoder.finished:
-                        await drain(body)
+        # aclosing: an abandoned body iterator is a ResourceWarning on trio.
+        async with aclosing(response.aiter_bytes()) as body:
+            head = b""
+            if _is_json(response.headers.get("content-type", "")):
+                async for head in body:
+                    if head.strip():
                         break
+                # Events under a wrong label are still events: only a JSON document is a whole reply.
+                if head.lstrip(_BLANK)[:1] in (b"{", b"["):
+                    yield decoder.message(await _read_rest(head, body))
+                    yield decoder.end()
+                    return
+            feed = decoder.feed
+            batch = feed(head) if head else []
+            while True:
+                if batch:
+                    yield batch
+                if decoder.failure is not None:
+                    raise decoder.failure
+                if decoder.finished:
+                    await drain(body)
+                    break
+                try:
+                    data = await body.__anext__()
+                except StopAsyncIteration:
+                    break
+                batch = feed(data)
         yield decoder.end()
     except WireError as exc:
         raise _server_error(exc, config, decoder.model) from exc
@@ -64,15 +80,14 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-async def _read_whole(response: httpx2.Response) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async with aclosing(response.aiter_bytes()) as body:
-        async for data in body:
-            size += len(data)
-            if size > DEFAULT_MAX_EVENT_BYTES:
-                raise OversizedMessageError(f"a JSON reply over the bound of {DEFAULT_MAX_EVENT_BYTES} bytes")
-            parts.append(data)
+async def _read_rest(head: bytes, body: AsyncIterator[bytes]) -> bytes:
+    parts = [head]
+    size = len(head)
+    async for data in body:
+        size += len(data)
+        if size > DEFAULT_MAX_EVENT_BYTES:
+            raise OversizedMessageError(f"a JSON reply over the bound of {DEFAULT_MAX_EVENT_BYTES} bytes")
+        parts.append(data)
     return b"".join(parts)
 
 
