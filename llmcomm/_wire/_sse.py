@@ -96,7 +96,7 @@ class SSEDecoder:
                 payloads = buffer[6 : end - 2].split(b"\n\ndata: ")
                 if buffer.count(b"\n", 0, end) == 2 * len(payloads):
                     self._keep(buffer[end:])
-                    if b"" in payloads:  # `data: ` with nothing after it is no event
+                    if not all(payloads):  # `data: ` with nothing after it is no event
                         return [p for p in payloads if p]
                     return payloads
             elif buffer[:7] == b"event: " and _NAMED_EVENTS.fullmatch(buffer, 0, end):
