@@ -2,121 +2,30 @@
 
 Each table row is run on the Anthropic and the OpenAI wire (what one handles, the
 other is checked for) and with the body fed whole, one byte at a time and in
-7-byte reads, since a real body arrives cut anywhere.
+7-byte reads, since a real body arrives cut anywhere. Usage and whole JSON
+replies: tests/test_wire_usage.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-
 import orjson
 import pytest
 
-from llmcomm._types import StreamChunk, UsageInfo, is_progress
-from llmcomm._wire._anthropic import AnthropicDecoder
-from llmcomm._wire._decoder import IncompleteStreamError, MalformedEventError, StreamDecoder, WireError
-from llmcomm._wire._openai import OpenAIDecoder
+from llmcomm._types import is_progress
+from llmcomm._wire._decoder import IncompleteStreamError, MalformedEventError, WireError
 
-
-def _sse(obj: object, name: str | None = None) -> bytes:
-    head = b"event: " + name.encode() + b"\n" if name else b""
-    return head + b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
-@dataclass(frozen=True)
-class Wire:
-    """Builders for one wire's events."""
-
-    name: str
-    decoder: Callable[[], StreamDecoder]
-    start: bytes
-    #: a text delta whose JSON value is given raw (a string literal's inside, or any JSON value)
-    text_literal: Callable[[bytes], bytes]
-    text_value: Callable[[bytes], bytes]
-    reasoning: Callable[[str], bytes]
-    finish: bytes
-    marker: bytes
-    error: bytes
-
-    def text(self, value: str) -> bytes:
-        return self.text_value(orjson.dumps(value))
-
-
-def _anthropic_event(obj: Mapping[str, object]) -> bytes:
-    return _sse(obj, str(obj["type"]))
-
-
-ANTHROPIC = Wire(
-    name="anthropic",
-    decoder=lambda: AnthropicDecoder("anthropic", "claude-test"),
-    start=_anthropic_event(
-        {
-            "type": "message_start",
-            "message": {"model": "claude-test", "usage": {"input_tokens": 5, "output_tokens": 1}},
-        }
-    )
-    + _anthropic_event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-    text_literal=lambda raw: (
-        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-        b'"delta":{"type":"text_delta","text":"' + raw + b'"}}\n\n'
-    ),
-    text_value=lambda raw: (
-        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
-        b'"delta":{"type":"text_delta","text":' + raw + b"}}\n\n"
-    ),
-    reasoning=lambda text: _anthropic_event(
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": text}}
-    ),
-    finish=_anthropic_event(
-        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}}
-    ),
-    marker=_anthropic_event({"type": "message_stop"}),
-    error=_anthropic_event({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+from .wire_events import (
+    ANTHROPIC,
+    OPENAI,
+    SPLITS,
+    WIRES,
+    Wire,
+    anthropic_event,
+    decode,
+    openai_choice,
+    sse,
+    text_of,
 )
-
-
-def _openai_choice(delta: dict[str, object], finish: str | None = None, index: int = 0) -> bytes:
-    return _sse(
-        {"object": "chat.completion.chunk", "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
-    )
-
-
-OPENAI = Wire(
-    name="openai",
-    decoder=lambda: OpenAIDecoder("openai", "gpt-test"),
-    start=_openai_choice({"role": "assistant", "content": ""}),
-    text_literal=lambda raw: (
-        b'data: {"choices":[{"index":0,"delta":{"content":"' + raw + b'"},"finish_reason":null}]}\n\n'
-    ),
-    text_value=lambda raw: b'data: {"choices":[{"index":0,"delta":{"content":' + raw + b'},"finish_reason":null}]}\n\n',
-    reasoning=lambda text: _openai_choice({"content": None, "reasoning_content": text}),
-    finish=_openai_choice({}, "stop")
-    + _sse({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}),
-    marker=b"data: [DONE]\n\n",
-    error=_sse({"error": {"message": "Overloaded", "type": "server_error", "code": None}}),
-)
-
-WIRES = [pytest.param(ANTHROPIC, id="anthropic"), pytest.param(OPENAI, id="openai")]
-SPLITS = [pytest.param(None, id="whole"), pytest.param(1, id="bytewise"), pytest.param(7, id="7-byte-reads")]
-
-
-def decode(decoder: StreamDecoder, body: bytes, size: int | None = None) -> list[StreamChunk]:
-    """What the providers' read loop does with `body`: every chunk, then the closing ones."""
-    chunks: list[StreamChunk] = []
-    step = size or max(len(body), 1)
-    for start in range(0, len(body), step):
-        chunks += decoder.feed(body[start : start + step])
-        if decoder.failure is not None:
-            raise decoder.failure
-        if decoder.finished:
-            break
-    return chunks + decoder.end()
-
-
-def text_of(chunks: list[StreamChunk]) -> str:
-    return "".join(c.text for c in chunks)
-
 
 # -- framing and completeness --------------------------------------------------------
 
@@ -320,7 +229,7 @@ def test_anthropic_content_as_a_list_is_malformed() -> None:
 def test_openai_only_choice_zero_is_the_reply() -> None:
     words = {0: ["Paris", " is", " big"], 1: ["Lyon", " is", " old"], 2: ["Nice", " is", " warm"]}
     body = b"".join(
-        _openai_choice({"content": words[i][step]}, "stop" if step == 2 else None, index=i)
+        openai_choice({"content": words[i][step]}, "stop" if step == 2 else None, index=i)
         for step in range(3)
         for i in range(3)
     )
@@ -328,12 +237,12 @@ def test_openai_only_choice_zero_is_the_reply() -> None:
     assert text_of(chunks) == "Paris is big"
     assert chunks[-1].finish_reason == "stop"
     # Several choices in one chunk: the same rule.
-    multi = _sse({"choices": [{"index": 1, "delta": {"content": "B"}}, {"index": 0, "delta": {"content": "A"}}]})
+    multi = sse({"choices": [{"index": 1, "delta": {"content": "B"}}, {"index": 0, "delta": {"content": "A"}}]})
     assert text_of(decode(OPENAI.decoder(), multi + OPENAI.finish)) == "A"
 
 
 def test_openai_a_lone_choice_other_than_zero_is_not_the_reply() -> None:
-    body = _openai_choice({"content": "other"}, index=1) + _openai_choice({}, "stop", index=1) + OPENAI.marker
+    body = openai_choice({"content": "other"}, index=1) + openai_choice({}, "stop", index=1) + OPENAI.marker
     with pytest.raises(IncompleteStreamError, match="neither content"):
         decode(OPENAI.decoder(), body)
 
@@ -352,10 +261,10 @@ def test_reasoning_deltas_are_reasoning_chunks(wire: Wire, size: int | None) -> 
 
 
 def test_anthropic_signatures_and_tool_input_are_not_chunks() -> None:
-    signature = _anthropic_event(
+    signature = anthropic_event(
         {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "abc"}}
     )
-    tool = _anthropic_event(
+    tool = anthropic_event(
         {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{}"}}
     )
     chunks = decode(ANTHROPIC.decoder(), ANTHROPIC.start + signature + tool + ANTHROPIC.finish + ANTHROPIC.marker)
@@ -364,7 +273,7 @@ def test_anthropic_signatures_and_tool_input_are_not_chunks() -> None:
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
 def test_openai_reasoning_fields(field: str) -> None:
-    body = _openai_choice({field: "thinking"}) + OPENAI.text("answer") + OPENAI.finish + OPENAI.marker
+    body = openai_choice({field: "thinking"}) + OPENAI.text("answer") + OPENAI.finish + OPENAI.marker
     chunks = decode(OPENAI.decoder(), body)
     assert ("".join(c.reasoning for c in chunks), text_of(chunks)) == ("thinking", "answer")
 
@@ -387,148 +296,8 @@ def test_an_error_event_in_the_stream_is_a_wire_error(wire: Wire, kind: str, sta
 
 def test_an_openai_error_with_a_status_code_keeps_it() -> None:
     with pytest.raises(WireError) as caught:
-        decode(OPENAI.decoder(), _sse({"error": {"message": "slow down", "type": "requests", "code": 429}}))
+        decode(OPENAI.decoder(), sse({"error": {"message": "slow down", "type": "requests", "code": 429}}))
     assert caught.value.status == 429
-
-
-# -- usage ----------------------------------------------------------------------------
-
-
-def _anthropic_usage_stream(start: dict[str, int], delta: dict[str, int]) -> bytes:
-    message_start = {"type": "message_start", "message": {"model": "claude-test", "usage": start}}
-    message_delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": delta}
-    return _anthropic_event(message_start) + ANTHROPIC.text("Hi") + _anthropic_event(message_delta) + ANTHROPIC.marker
-
-
-@pytest.mark.parametrize(
-    ("start", "delta", "expected"),
-    [
-        pytest.param({"input_tokens": 43, "output_tokens": 1}, {"input_tokens": 61, "output_tokens": 2},
-                     UsageInfo(61, 2, 63), id="delta-restates-input"),
-        pytest.param({"input_tokens": 0, "output_tokens": 0}, {"input_tokens": 12, "output_tokens": 4},
-                     UsageInfo(12, 4, 16), id="zero-first"),
-        pytest.param({"input_tokens": 9, "output_tokens": 1}, {"output_tokens": 0},
-                     UsageInfo(9, 0, 9), id="a-real-zero"),
-        pytest.param({"input_tokens": 10, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20,
-                      "output_tokens": 1}, {"output_tokens": 5},
-                     UsageInfo(130, 5, 135, cache_read_tokens=100, cache_write_tokens=20), id="cache-at-start"),
-        pytest.param({"input_tokens": 0, "output_tokens": 1},
-                     {"input_tokens": 10, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 0,
-                      "output_tokens": 5},
-                     UsageInfo(110, 5, 115, cache_read_tokens=100), id="cache-in-delta"),
-    ],
-)  # fmt: skip
-def test_anthropic_usage_takes_the_last_report_of_each_count(
-    start: dict[str, int], delta: dict[str, int], expected: UsageInfo
-) -> None:
-    usage = decode(ANTHROPIC.decoder(), _anthropic_usage_stream(start, delta))[-1].usage
-    assert usage == expected
-    assert usage is not None
-    assert (usage.cache_read_tokens, usage.cache_write_tokens) == (
-        expected.cache_read_tokens,
-        expected.cache_write_tokens,
-    )
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        pytest.param({"prompt_tokens": 130, "completion_tokens": 50, "total_tokens": 180,
-                      "prompt_tokens_details": {"cached_tokens": 100},
-                      "completion_tokens_details": {"reasoning_tokens": 30}},
-                     UsageInfo(130, 50, 180, cache_read_tokens=100, reasoning_tokens=30), id="details"),
-        pytest.param({"prompt_tokens": 7, "completion_tokens": 2}, UsageInfo(7, 2, 9), id="no-total"),
-        pytest.param({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, UsageInfo(0, 0, 0),
-                     id="real-zeros"),
-        pytest.param({"prompt_tokens": 40, "completion_tokens": 2, "total_tokens": 42, "prompt_cache_hit_tokens": 32,
-                      "prompt_cache_miss_tokens": 8}, UsageInfo(40, 2, 42, cache_read_tokens=32), id="deepseek"),
-        pytest.param({"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6, "prompt_tokens_details": None,
-                      "completion_tokens_details": None}, UsageInfo(5, 1, 6), id="null-details"),
-    ],
-)  # fmt: skip
-def test_openai_usage_fills_the_cache_and_reasoning_counts(raw: dict[str, object], expected: UsageInfo) -> None:
-    body = OPENAI.text("Hi") + _openai_choice({}, "stop") + _sse({"choices": [], "usage": raw}) + OPENAI.marker
-    usage = decode(OPENAI.decoder(), body)[-1].usage
-    assert usage == expected
-    assert usage is not None
-    assert (usage.cache_read_tokens, usage.reasoning_tokens) == (expected.cache_read_tokens, expected.reasoning_tokens)
-
-
-@pytest.mark.parametrize("wire", WIRES)
-def test_no_usage_reported_is_none(wire: Wire) -> None:
-    finish = (
-        _anthropic_event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}})
-        if wire is ANTHROPIC
-        else _openai_choice({}, "stop")
-    )
-    assert decode(wire.decoder(), wire.text("Hi") + finish + wire.marker)[-1].usage is None
-
-
-# -- a whole JSON reply to a stream request -----------------------------------------------
-
-ANTHROPIC_MESSAGE = {
-    "id": "msg_1",
-    "type": "message",
-    "role": "assistant",
-    "model": "claude-json",
-    "content": [
-        {"type": "thinking", "thinking": "brief", "signature": "s"},
-        {"type": "text", "text": "Hello from "},
-        {"type": "tool_use", "id": "t", "name": "f", "input": {}},
-        {"type": "text", "text": "JSON"},
-    ],
-    "stop_reason": "end_turn",
-    "usage": {"input_tokens": 9, "cache_read_input_tokens": 4, "output_tokens": 4},
-}
-OPENAI_COMPLETION = {
-    "object": "chat.completion",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "Hello from JSON", "reasoning_content": "brief"},
-         "finish_reason": "stop"},
-        {"index": 1, "message": {"role": "assistant", "content": "other"}, "finish_reason": "stop"},
-    ],
-    "usage": {"prompt_tokens": 13, "completion_tokens": 4, "total_tokens": 17, "prompt_tokens_details": {"cached_tokens": 4}},
-}  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("wire", "body"),
-    [pytest.param(ANTHROPIC, ANTHROPIC_MESSAGE, id="anthropic"), pytest.param(OPENAI, OPENAI_COMPLETION, id="openai")],
-)
-def test_a_json_reply_is_decoded_whole(wire: Wire, body: dict[str, object]) -> None:
-    decoder = wire.decoder()
-    chunks = decoder.message(orjson.dumps(body)) + decoder.end()
-    assert text_of(chunks) == "Hello from JSON"
-    assert "".join(c.reasoning for c in chunks) == "brief"
-    assert chunks[-1].finish_reason in ("end_turn", "stop")
-    assert chunks[-1].usage == UsageInfo(13, 4, 17, cache_read_tokens=4)
-    assert chunks[-1].usage.cache_read_tokens == 4
-
-
-@pytest.mark.parametrize("wire", WIRES)
-@pytest.mark.parametrize(
-    ("body", "error"),
-    [
-        pytest.param(b'{"type":"error","error":{"type":"overloaded_error","message":"busy"}}', WireError, id="anthropic-error"),
-        pytest.param(b'{"error":{"message":"bad key","type":"invalid_request_error","code":401}}', WireError, id="openai-error"),
-        pytest.param(b"[1, 2]", MalformedEventError, id="not-an-object"),
-        pytest.param(b'{"hello": "world"}', MalformedEventError, id="not-a-reply"),
-        pytest.param(b"{not json", orjson.JSONDecodeError, id="not-json"),
-    ],
-)  # fmt: skip
-def test_a_json_body_that_is_no_reply_is_an_error(wire: Wire, body: bytes, error: type[Exception]) -> None:
-    with pytest.raises(error):
-        wire.decoder().message(body)
-
-
-@pytest.mark.parametrize("wire", WIRES)
-def test_a_json_reply_with_a_lone_surrogate_is_repaired(wire: Wire) -> None:
-    if wire is ANTHROPIC:
-        body = b'{"type":"message","content":[{"type":"text","text":"A\\ud83dB"}],"stop_reason":"end_turn"}'
-    else:
-        body = b'{"choices":[{"index":0,"message":{"content":"A\\ud83dB"},"finish_reason":"stop"}]}'
-    decoder = wire.decoder()
-    assert text_of(decoder.message(body) + decoder.end()) == "A\ufffdB"
 
 
 @pytest.mark.parametrize(
@@ -540,7 +309,7 @@ def test_a_json_reply_with_a_lone_surrogate_is_repaired(wire: Wire) -> None:
     ],
 )
 def test_openai_deltas_with_more_fields_than_content(delta: dict[str, object]) -> None:
-    body = _openai_choice(delta) * 3 + OPENAI.finish + OPENAI.marker
+    body = openai_choice(delta) * 3 + OPENAI.finish + OPENAI.marker
     chunks = decode(OPENAI.decoder(), body)
     assert [(c.text, c.reasoning, c.index) for c in chunks if is_progress(c)] == [
         ("x", "", 0),

@@ -1,6 +1,6 @@
 """What real servers send, over real HTTP to the fake server: both wires, asyncio and trio.
 
-The bodies are the decoder tests' builders (tests/test_wire_decoders.py), written as
+The bodies are the decoder tests' builders (tests/wire_events.py), written as
 raw bytes by `FakeServer`; what is asserted is what a caller relies on: the text,
 the usage, the error class and message, and how long it took.
 """
@@ -27,7 +27,7 @@ from llmcomm._types import is_progress
 from llmcomm.testing import FakeServer, Script
 
 from .helpers import KEY, config, provider
-from .test_wire_decoders import ANTHROPIC, OPENAI, Wire
+from .wire_events import ANTHROPIC, OPENAI, Wire
 
 pytestmark = pytest.mark.anyio
 
