@@ -297,7 +297,10 @@ def test_an_error_event_in_the_stream_is_a_wire_error(wire: Wire, kind: str, sta
 def test_an_openai_error_with_a_status_code_keeps_it() -> None:
     with pytest.raises(WireError) as caught:
         decode(OPENAI.decoder(), sse({"error": {"message": "slow down", "type": "requests", "code": 429}}))
-    assert caught.value.status == 429
+    assert (caught.value.status, caught.value.code) == (429, None)
+    with pytest.raises(WireError) as caught:
+        decode(OPENAI.decoder(), sse({"error": {"message": "no credit", "type": "x", "code": "insufficient_quota"}}))
+    assert (caught.value.status, caught.value.code) == (None, "insufficient_quota")
 
 
 @pytest.mark.parametrize(

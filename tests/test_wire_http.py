@@ -19,6 +19,7 @@ from llmcomm import (
     LLMCommunication,
     LLMException,
     ProviderUnavailableError,
+    RateLimitError,
     StreamChunk,
     StreamInterruptedError,
     UsageInfo,
@@ -87,11 +88,13 @@ async def test_a_stray_error_line_is_a_typed_error_without_retry(server: FakeSer
         b'error: {"code":400,"message":"the request exceeds the available context size, key ' + KEY.encode() + b'"}'
         b"\n\n" + WIRE[kind].marker
     )
-    started = time.monotonic()
-    with pytest.raises(InvalidRequestError) as caught:
-        await call(server, kind, settings={"max_retries": 2})
-    assert time.monotonic() - started < 1.0
-    assert server.request_count == 1  # a 400 is not retried
+    async with LLMCommunication(config(provider(server, kind), max_retries=2)) as llm:
+        started = time.monotonic()
+        with pytest.raises(InvalidRequestError) as caught:
+            await llm.generate_text("hi")
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0  # the error reaches the caller at once: no retry, no backoff
+    assert server.request_count == 1
     error = caught.value
     assert (error.status_code, error.provider, error.retryable) == (400, kind, False)
     assert "exceeds the available context size" in str(error)
@@ -210,11 +213,14 @@ async def test_reasoning_wins_the_race(server: FakeServer, kind: Kind) -> None:
 async def test_reasoning_keeps_a_started_stream_alive(server: FakeServer, kind: Kind) -> None:
     # Reasoning for 2.4 s in steps of 0.4 s, with an idle timeout of 1 s.
     server.default = Script(reasoning=tuple(f"step {i}. " for i in range(7)), token_delay=0.4, text="done")
-    started = time.monotonic()
-    response, chunks = await call(server, kind, settings={"stream_idle_timeout": 1.0})
-    assert response.content == "done"
+    async with LLMCommunication(config(provider(server, kind), stream_idle_timeout=1.0)) as llm:
+        started = time.monotonic()
+        async with llm.generate_stream("hi") as stream:
+            chunks = [chunk async for chunk in stream]
+        elapsed = time.monotonic() - started
+    assert stream.response is not None and stream.response.content == "done"
     assert sum(1 for c in chunks if c.reasoning) == 7
-    assert 2.3 < time.monotonic() - started < 6.0
+    assert 2.3 < elapsed < 5.0
 
 
 async def test_no_exception_group_reaches_the_caller(server: FakeServer, kind: Kind) -> None:
@@ -235,3 +241,14 @@ async def test_events_under_a_json_label_are_read_as_events(server: FakeServer, 
     server.default = raw(wire.start + wire.text("Hello") + wire.finish + wire.marker, "application/json")
     response, _ = await call(server, kind)
     assert response.content == "Hello"
+
+
+async def test_an_error_event_is_mapped_like_the_same_http_status(server: FakeServer, kind: Kind) -> None:
+    wire = WIRE[kind]
+    quota = (
+        b'data: {"error": {"message": "out of credit", "type": "insufficient_quota", "code": "insufficient_quota"}}\n\n'
+    )
+    server.default = raw(wire.start + quota)
+    with pytest.raises(RateLimitError, match="out of credit") as caught:
+        await call(server, kind)
+    assert not caught.value.retryable  # a quota is not waited out

@@ -38,15 +38,19 @@ Append = Callable[[StreamChunk], None]
 class WireError(Exception):
     """An error the server reported inside a 200 response.
 
-    `status` is the HTTP status the server named (None if it named none) and
-    `kind` its error type (`overloaded_error`, `server_error`, ...).
+    `status` is the HTTP status the server named (None if it named none), `kind`
+    its error type (`overloaded_error`, `server_error`, ...) and `code` its error
+    code when that is not a status (`insufficient_quota`, ...).
     """
 
-    def __init__(self, detail: str, *, status: int | None = None, kind: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, status: int | None = None, kind: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.status = status
         self.kind = kind
+        self.code = code
 
 
 class MalformedEventError(ValueError):
@@ -72,7 +76,12 @@ def wire_error(error: object, where: str = "error event in the stream") -> WireE
         code = error.get("code")
         status = code if isinstance(code, int) and 400 <= code <= 599 else None
         detail = str(error.get("message") or kind or "no detail")
-        return WireError(f"{where}: {detail}", status=status, kind=str(kind) if kind else None)
+        return WireError(
+            f"{where}: {detail}",
+            status=status,
+            kind=str(kind) if kind else None,
+            code=str(code) if isinstance(code, str) and code else None,
+        )
     return WireError(f"{where}: {error}")
 
 

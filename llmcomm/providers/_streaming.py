@@ -92,12 +92,16 @@ async def _read_rest(head: bytes, body: AsyncIterator[bytes]) -> bytes:
 
 
 def _server_error(error: WireError, config: ProviderConfig, model: str) -> LLMException:
+    """The error for what the server reported in a 200 body, mapped as the same HTTP status would be."""
     kind = error.kind or ""
-    status = error.status or ERROR_TYPE_STATUS.get(kind) or (429 if "rate" in kind else 500)
+    code = error.code or kind
+    limited = "rate" in kind or "quota" in code
+    status = error.status or ERROR_TYPE_STATUS.get(kind) or (429 if limited else 500)
     return error_for_status(
         status,
         scrub(error.detail, config.api_key),
         provider=config.name,
         key_hint=f"{config.kind.upper()}_API_KEY",
         model=model,
+        code=code or None,
     )
