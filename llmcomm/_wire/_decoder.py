@@ -129,6 +129,11 @@ class StreamDecoder:
     JSON reply (a server that answered a stream request without streaming);
     `end()` gives the closing chunks or raises `IncompleteStreamError` /
     `WireError`.
+
+    What `feed` and `message` raise (or keep in `failure`): `WireError` for an
+    error the server reported, `MalformedEventError` for a field of the wrong
+    type, `orjson.JSONDecodeError` for an event that is not JSON even to the
+    stdlib, `OversizedMessageError` for an event over the bound (bytes).
     """
 
     __slots__ = ("_held", "_sse", "failure", "finish_reason", "finished", "index", "model", "provider")
