@@ -252,3 +252,13 @@ async def test_an_error_event_is_mapped_like_the_same_http_status(server: FakeSe
     with pytest.raises(RateLimitError, match="out of credit") as caught:
         await call(server, kind)
     assert not caught.value.retryable  # a quota is not waited out
+
+
+async def test_a_body_read_past_its_terminal_event_leaves_the_connection_reusable(
+    server: FakeServer, kind: Kind
+) -> None:
+    wire = WIRE[kind]
+    server.default = raw(wire.start + wire.text("Hi") + wire.finish + wire.marker + b"data: [DONE]\n\n" * 50)
+    async with LLMCommunication(config(provider(server, kind))) as llm:
+        assert [await llm.generate_text("hi") for _ in range(3)] == ["Hi"] * 3
+    assert [r.connection_id for r in server.requests] == [1, 1, 1]
