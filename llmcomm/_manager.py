@@ -43,7 +43,7 @@ from ._errors import (
 )
 from ._events import NullObserver, Observer
 from ._retry import CooldownTracker, RetryHandler
-from ._types import Attempt, AttemptOutcome, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
+from ._types import Attempt, AttemptOutcome, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo, is_progress
 from .providers._base import BaseProvider, stream_batches
 
 #: batches (each the chunks of one network read) the winner may run ahead of a slow consumer
@@ -411,7 +411,7 @@ class ProviderManager:
                                 send_nowait(batch)
                             except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
                                 await _deliver(call, attempt, batch)
-                        elif any(c.text or c.finish_reason is not None or c.usage is not None for c in batch):
+                        elif any(is_progress(c) or c.finish_reason is not None or c.usage is not None for c in batch):
                             inbox.send_nowait((attempt, batch))
                             await attempt.decided.wait()  # only a winner gets past this
                 report = None
@@ -447,7 +447,7 @@ class ProviderManager:
 def _remember(attempt: _Attempt, batch: ChunkBatch) -> None:
     if batch:
         attempt.parts += [chunk.text for chunk in batch]
-        if not batch[-1].text:  # the closing chunk is always a stream's last
+        if not is_progress(batch[-1]):  # the closing chunk is always a stream's last
             attempt.closing = batch[-1]
 
 

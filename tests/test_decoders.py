@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmcomm._decoders import JSONLinesDecoder, OversizedMessageError, SSEDecoder
+from llmcomm._wire._sse import JSONLinesDecoder, OversizedMessageError, SSEDecoder
 
 STREAM = (
     b'event: message_start\ndata: {"a": 1}\n\n'
@@ -105,6 +105,11 @@ _PIECES = [
     b"\r",
     b"data: [DONE]\n\n",
     b"\xc3\xa9",
+    b"data:\n\n",
+    b"event: x\ndata: \n\n",
+    b"error: boom\n\n",
+    b"retry: 10\n\n",
+    b"\xef\xbb\xbf",
 ]
 
 

@@ -375,7 +375,7 @@ async def test_omit_terminal_and_malformed_line() -> None:
     )
     assert b"message_stop" not in anthropic_data
     assert b"[DONE]" not in openai_data
-    assert b'"finish_reason":"stop"' in openai_data
+    assert b'"finish_reason":"stop"' not in openai_data
     broken = b'data: {"type": "content_block_delta", "delta": {\n\n'
     assert malformed.count(broken) == 1
     assert malformed.index(b'"text":"a"') < malformed.index(broken) < malformed.index(b'"text":"b"')

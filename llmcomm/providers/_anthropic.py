@@ -1,8 +1,8 @@
 """Anthropic Messages API over the official `anthropic.AsyncAnthropic` client.
 
 The SDK does what it is good at (auth headers, base URLs, status errors); the
-event stream is read raw and decoded here, because building a pydantic object
-per delta is what makes SDK streaming slow.
+event stream is read raw and decoded by `llmcomm._wire._anthropic`, because
+building a pydantic object per delta is what makes SDK streaming slow.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, final
 
 import httpx2
-import orjson
 
 from .._config import ProviderConfig
-from .._decoders import SSEDecoder
-from .._errors import LLMException, ProviderUnavailableError
-from .._types import ChunkBatch, Request, StreamChunk, UsageInfo, content_chunk
-from ._base import ERROR_TYPE_STATUS, error_for_status, flatten, scrub
-from ._http import drain, map_sdk_errors, sdk_arguments, sdk_client_options
+from .._types import ChunkBatch, Request, StreamChunk
+from .._wire._anthropic import AnthropicDecoder
+from ._base import flatten
+from ._http import map_sdk_errors, sdk_arguments, sdk_client_options
+from ._streaming import read_reply
 
 if TYPE_CHECKING:
     import anthropic
@@ -81,102 +80,8 @@ class AnthropicProvider:
             async with self._client.messages.with_streaming_response.create(
                 **sdk_arguments(body, _SDK_FIELDS)
             ) as response:
-                feed = SSEDecoder().feed_data
-                state = _StreamState(model)
-                handle = state.handle
-                loads = orjson.loads
-                name = self.name
-                # aclosing: an abandoned body iterator is a ResourceWarning on trio.
-                async with aclosing(response.http_response.aiter_bytes()) as body_bytes:
-                    async for data in body_bytes:
-                        batch: ChunkBatch = []
-                        try:
-                            for payload in feed(data):
-                                event = loads(payload)
-                                # The hot path, a text delta, inline; every other event through handle().
-                                if event.get("type") == "content_block_delta" and (text := event["delta"].get("text")):
-                                    batch.append(content_chunk(text, name, state.model, state.index))
-                                    state.index += 1
-                                    continue
-                                if batch:  # hand on the text before an event that may end the stream
-                                    yield batch
-                                    batch = []
-                                chunk = handle(event, self)
-                                if chunk is not None:
-                                    yield [chunk]
-                        except Exception:
-                            if batch:  # what came before a bad event still reaches the consumer
-                                yield batch
-                            raise
-                        if batch:
-                            yield batch
-                        if state.stopped:
-                            await drain(body_bytes)
-                            break
-                if not state.stopped:
-                    raise ProviderUnavailableError(
-                        "the stream ended before message_stop; the reply is incomplete, try again",
-                        provider=self.name,
-                    )
-                yield [StreamChunk("", self.name, state.model, state.index, state.stop_reason, state.usage())]
-
-    def stream_error(self, payload: dict[str, Any]) -> LLMException:
-        """The error an SSE `error` event inside a 200 stream stands for."""
-        error = payload.get("error") or {}
-        kind = str(error.get("type", "api_error"))
-        detail = scrub(str(error.get("message", kind)), self.config.api_key)
-        return error_for_status(
-            ERROR_TYPE_STATUS.get(kind, 500),
-            f"error event in the stream: {detail}",
-            provider=self.name,
-            key_hint="ANTHROPIC_API_KEY",
-            model=self.model,
-        )
-
-
-@final
-class _StreamState:
-    """Usage and position while one Messages stream is decoded."""
-
-    __slots__ = ("index", "input_tokens", "model", "output_tokens", "stop_reason", "stopped")
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.index = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.stop_reason: str | None = None
-        self.stopped = False
-
-    def usage(self) -> UsageInfo:
-        return UsageInfo.of(self.input_tokens, self.output_tokens)
-
-    def handle(self, payload: dict[str, Any], provider: AnthropicProvider) -> StreamChunk | None:
-        kind = payload.get("type")
-        if kind == "content_block_delta":
-            delta = payload["delta"]
-            text = delta.get("text")
-            if text:
-                chunk = content_chunk(text, provider.name, self.model, self.index)
-                self.index += 1
-                return chunk
-        elif kind == "message_start":
-            message = payload["message"]
-            self.model = message.get("model") or self.model
-            usage = message.get("usage") or {}
-            self.input_tokens = (
-                (usage.get("input_tokens") or 0)
-                + (usage.get("cache_creation_input_tokens") or 0)
-                + (usage.get("cache_read_input_tokens") or 0)
-            )
-            self.output_tokens = usage.get("output_tokens") or 0
-        elif kind == "message_delta":
-            self.stop_reason = payload.get("delta", {}).get("stop_reason") or self.stop_reason
-            usage = payload.get("usage") or {}
-            # message_delta carries cumulative output tokens.
-            self.output_tokens = usage.get("output_tokens") or self.output_tokens
-        elif kind == "message_stop":
-            self.stopped = True
-        elif kind == "error":
-            raise provider.stream_error(payload)
-        return None
+                decoder = AnthropicDecoder(self.name, model)
+                reply = read_reply(response.http_response, decoder, self.config, "the Messages API")
+                async with aclosing(reply) as batches:  # type: ignore[type-var]
+                    async for batch in batches:
+                        yield batch

@@ -24,9 +24,9 @@ import orjson
 from anyio.abc import ByteReceiveStream, Process
 
 from .._config import ProviderConfig
-from .._decoders import DEFAULT_MAX_LINE_BYTES, JSONLinesDecoder, OversizedMessageError
 from .._errors import InvalidRequestError, LLMException, ProviderUnavailableError
 from .._types import Message, Request, StreamChunk, UsageInfo
+from .._wire._sse import DEFAULT_MAX_LINE_BYTES, JSONLinesDecoder, OversizedMessageError
 from ._base import error_for_status, scrub
 
 #: variables the child inherits from this process; everything else is left behind

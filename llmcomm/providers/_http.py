@@ -14,9 +14,9 @@ import httpx2
 import orjson
 
 from .._config import ProviderConfig
-from .._decoders import OversizedMessageError
 from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
 from .._secrets import mask_url, split_credentials
+from .._wire._sse import OversizedMessageError
 from ._base import error_for_status, parse_retry_after, scrub, scrub_exception
 
 # Enough for a thousand concurrent streams on one client; a request that cannot get

@@ -101,7 +101,11 @@ def _error_body(api: Api, script: Script) -> bytes:
 
 def _stream_body(frames: _wire.StreamFrames, script: Script) -> list[Step]:
     chunks = script.content_chunks
-    terminal = b"" if script.omit_terminal else frames.terminal
+    terminal = frames.terminal
+    if script.omit_terminal:
+        terminal = b""
+    elif script.omit_terminal_marker:
+        terminal = terminal[: -len(frames.marker)]
     if not script.has_per_chunk_behaviour:
         # The common and benchmark case: one bytes object, no per-chunk checks.
         return [b"".join([frames.opening, *map(frames.delta, chunks), frames.ending, terminal])]
@@ -119,6 +123,13 @@ def _stream_body(frames: _wire.StreamFrames, script: Script) -> list[Step]:
         at(script.stall_after),
     )
     steps: list[Step] = [frames.opening]
+    if frames.thinking and script.token_delay > 0:  # reasoning streamed at the pace of the text
+        steps = [frames.head]
+        for position, event in enumerate(frames.thinking):
+            if position:
+                steps.append(Wait(script.token_delay))
+            steps.append(event)
+        steps.append(frames.after_thinking)
     if script.delay_before_first_token > 0:
         steps.append(Wait(script.delay_before_first_token, *keepalive))
     for index in range(count + 1):
@@ -198,19 +209,17 @@ def _plan(api: Api, body: object, stream: bool, script: Script, serial: int) -> 
     input_tokens = script.input_tokens if script.input_tokens is not None else _wire.estimate_input_tokens(body)
     output_tokens = script.output_tokens if script.output_tokens is not None else len(chunks)
     created = int(time.time())
+    counts = _wire.Counts(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=script.cache_read_tokens,
+        cache_write_tokens=script.cache_write_tokens,
+        reasoning_tokens=script.reasoning_tokens,
+        start_input_tokens=script.start_input_tokens,
+    )
 
-    if not stream:
-        return _plan_plain(
-            api,
-            script,
-            headers,
-            wait_head,
-            model,
-            input_tokens,
-            output_tokens,
-            created,
-            serial,
-        )
+    if not stream or script.stream_as_json:
+        return _plan_plain(api, script, headers, wait_head, model, counts, created, serial)
 
     if api == "openai":
         options = body.get("stream_options") if isinstance(body, Mapping) else None
@@ -223,6 +232,8 @@ def _plan(api: Api, body: object, stream: bool, script: Script, serial: int) -> 
             output_tokens=output_tokens,
             stop_reason=script.stop_reason,
             include_usage=include_usage,
+            counts=counts,
+            reasoning=script.reasoning,
         )
     else:
         frames = _wire.anthropic_stream(
@@ -231,6 +242,8 @@ def _plan(api: Api, body: object, stream: bool, script: Script, serial: int) -> 
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             stop_reason=script.stop_reason,
+            counts=counts,
+            reasoning=script.reasoning,
         )
     headers += [
         ("content-type", "text/event-stream; charset=utf-8"),
@@ -253,8 +266,7 @@ def _plan_plain(
     headers: list[tuple[str, str]],
     wait_head: tuple[Wait, ...],
     model: str,
-    input_tokens: int,
-    output_tokens: int,
+    counts: _wire.Counts,
     created: int,
     serial: int,
 ) -> Reply:
@@ -276,18 +288,22 @@ def _plan_plain(
             model=model,
             created=created,
             text=text,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            input_tokens=counts.input_tokens,
+            output_tokens=counts.output_tokens,
             stop_reason=script.stop_reason,
+            counts=counts,
+            reasoning="".join(script.reasoning),
         )
     else:
         body = _wire.anthropic_message(
             message_id=f"msg_fake{serial:016d}",
             model=model,
             text=text,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            input_tokens=counts.input_tokens,
+            output_tokens=counts.output_tokens,
             stop_reason=script.stop_reason,
+            counts=counts,
+            reasoning="".join(script.reasoning),
         )
     headers.append(("content-type", "application/json"))
     return Reply(

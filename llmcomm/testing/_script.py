@@ -77,14 +77,30 @@ class Script:
         reset_after: After this many chunks, reset the TCP connection.
         stall_after: After this many chunks, send nothing more (except
             keep-alives) until the client closes the connection.
-        omit_terminal: End the stream without its terminal events.
+        omit_terminal: End the stream without its terminal events: no finish
+            (stop) reason, no usage, no terminal marker.
+        omit_terminal_marker: End the stream after its finish reason and usage,
+            without the terminal marker (Anthropic ``message_stop``, OpenAI
+            ``[DONE]``), as some servers do.
         malformed_after: After this many chunks, send one data line that is not
             valid JSON, then carry on normally.
         split_writes: Send the streamed body one byte per TCP write, so that
             multi-byte UTF-8 characters arrive split across packets.
         close_connection: Send ``connection: close`` and close after the response.
-        input_tokens: Reported prompt tokens; estimated from the request if ``None``.
+        input_tokens: Reported prompt tokens, cache reads and writes included;
+            estimated from the request if ``None``.
         output_tokens: Reported completion tokens; the chunk count if ``None``.
+        cache_read_tokens: Prompt tokens reported as read from the prompt cache.
+        cache_write_tokens: Prompt tokens reported as written to the prompt cache
+            (Anthropic only; OpenAI has no such count).
+        reasoning_tokens: Completion tokens reported as reasoning (OpenAI only).
+        start_input_tokens: Anthropic only: the input count ``message_start``
+            reports, when it differs from the final one ``message_delta`` restates.
+        reasoning: Reasoning chunks streamed before the text (an Anthropic
+            thinking block, OpenAI-compatible ``reasoning_content`` deltas), with
+            ``token_delay`` between them too; in a non-streamed reply, joined.
+        stream_as_json: Answer a stream request with the whole non-streamed JSON
+            reply, as some gateways do.
         reject_stream_options: OpenAI only: answer 400 when the request carries
             ``stream_options``, as some compatible servers do.
         stop_reason: Anthropic stop reason (mapped to an OpenAI finish reason).
@@ -114,11 +130,18 @@ class Script:
     reset_after: int | None = None
     stall_after: int | None = None
     omit_terminal: bool = False
+    omit_terminal_marker: bool = False
     malformed_after: int | None = None
     split_writes: bool = False
     close_connection: bool = False
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    start_input_tokens: int | None = None
+    reasoning: tuple[str, ...] = ()
+    stream_as_json: bool = False
     reject_stream_options: bool = False
     stop_reason: str = "end_turn"
     body_override: bytes | None = None

@@ -19,11 +19,14 @@ import anyio
 import orjson
 import pytest
 from anyio.abc import Process
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmcomm import LLMCommunication, ProviderConfig, ProviderUnavailableError
-from llmcomm._decoders import DEFAULT_MAX_EVENT_BYTES, JSONLinesDecoder, OversizedMessageError, SSEDecoder
+from llmcomm._wire._sse import DEFAULT_MAX_EVENT_BYTES, JSONLinesDecoder, OversizedMessageError, SSEDecoder
 
 from ..helpers import config
+from ..wire_events import ANTHROPIC, OPENAI, decode, text_of
 from ._support import CANARIES
 
 MiB = 1024 * 1024
@@ -76,6 +79,28 @@ def test_an_oversized_event_is_refused_at_the_bound_and_forgotten() -> None:
             fed += len(piece)
     assert DEFAULT_MAX_EVENT_BYTES - len(piece) <= fed <= DEFAULT_MAX_EVENT_BYTES  # refused as soon as it passed 4 MiB
     assert decoder.feed(EVENT) == [("content_block_delta", PAYLOAD)]  # and the decoder can go on
+
+
+def _utf16_literal(units: list[int]) -> bytes:
+    """A JSON string's inside for UTF-16 code units: ASCII as is, everything else escaped."""
+    return b"".join(bytes([u]) if 0x20 <= u < 0x7F and u not in (0x22, 0x5C) else b"\\u%04x" % u for u in units)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(st.characters(codec="utf-8"), min_size=1, max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=30), max_size=6),
+    read=st.integers(min_value=1, max_value=64),
+)
+def test_text_cut_between_utf16_code_units_comes_back_whole(text: str, cuts: list[int], read: int) -> None:
+    """Servers that cut text by UTF-16 index put the halves of one character in two events."""
+    raw = text.encode("utf-16-le")
+    units = [int.from_bytes(raw[i : i + 2], "little") for i in range(0, len(raw), 2)]
+    bounds = sorted({min(cut, len(units)) for cut in cuts} | {0, len(units)})
+    for wire in (ANTHROPIC, OPENAI):
+        events = b"".join(wire.text_literal(_utf16_literal(units[a:b])) for a, b in itertools.pairwise(bounds))
+        body = wire.start + events + wire.finish + wire.marker
+        assert text_of(decode(wire.decoder(), body, read)) == text, wire.name
 
 
 # A fake server in its own process: its copy of the 16 MiB body is not the client's memory.

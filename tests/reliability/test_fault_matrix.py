@@ -35,6 +35,10 @@ from ._support import CANARIES, Kind, LogCapture, error_texts, find_canaries, ss
 pytestmark = pytest.mark.anyio
 
 MULTIBYTE = "héllo 你好 🎉 ∑"
+EMPTY_REPLY = {
+    "anthropic": b'{"type": "message", "content": []}',
+    "openai": b'{"object": "chat.completion", "choices": []}',
+}
 HTML = b"<!doctype html><html><body><h1>502 Bad Gateway</h1>\n\n<p>nginx</p></body></html>\n"
 
 
@@ -125,8 +129,9 @@ ROWS = [
     Row("empty-body", raw(lambda k: b""), ProviderUnavailableError, 1.0, match="ended before"),
     Row("complete-stream-without-content", Script(chunks=()), None, 1.0, text=""),
     Row("html-behind-200", raw(lambda k: HTML, "text/html"), ProviderUnavailableError, 1.0, match="ended before"),
-    Row("json-behind-200", raw(lambda k: b'{"type": "message", "content": []}', "application/json"),
-        ProviderUnavailableError, 1.0, match="ended before"),
+    # A JSON body answering a stream request is read as the whole reply: this one has no reply in it.
+    Row("json-behind-200", raw(lambda k: EMPTY_REPLY[k], "application/json"),
+        ProviderUnavailableError, 1.0, match="neither content nor a finish reason"),
     Row("multibyte-split-across-packets", Script(text=MULTIBYTE, split_writes=True), None, 2.0, text=MULTIBYTE),
 ]  # fmt: skip
 

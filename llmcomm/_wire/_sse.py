@@ -1,8 +1,12 @@
-"""Sans-I/O decoders: Server-Sent Events and JSON lines, from bytes as they arrive.
+"""Sans-I/O framing: Server-Sent Events and JSON lines, from bytes as they arrive.
 
 Both are small state machines fed with whatever the transport read, so a
 multi-byte character or an event split across TCP packets is reassembled here
 and nowhere else. Both bound how much an unterminated event or line may hold.
+Framing follows the WHATWG event-stream rules: one leading byte-order mark is
+skipped, an event whose data is empty is not dispatched, unknown fields are
+ignored (an `error:` field is kept aside, since some servers report a failure
+that way and nothing else would say why the stream is empty).
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 
 
-_NAMED_EVENTS = re.compile(rb"(?:event: [^\n]*\ndata: [^\n]*\n\n)+")
-_NAMED_EVENT_DATA = re.compile(rb"event: [^\n]*\ndata: ([^\n]*)\n\n")
+# `[^\n]+`: an empty `data: ` line is not an event, so a read holding one takes the general path.
+_NAMED_EVENTS = re.compile(rb"(?:event: [^\n]*\ndata: [^\n]+\n\n)+")
+_NAMED_EVENT_DATA = re.compile(rb"event: [^\n]*\ndata: ([^\n]+)\n\n")
+_BOM = b"\xef\xbb\xbf"
+#: how much of an `error:` field is kept for the error message
+_MAX_ERROR_FIELD = 4096
 
 
 class OversizedMessageError(ValueError):
@@ -28,18 +36,25 @@ class SSEDecoder:
 
     `event` is the `event:` field or None; `data` is the `data:` lines joined with
     `\\n`, still bytes, so JSON can be parsed straight from it. Comments
-    (keep-alives) and events without data are dropped.
+    (keep-alives) and events without data, or with empty data, are dropped.
+    `error_field` holds the value of the last `error:` field seen (a field the
+    standard does not define, which some servers use to report a failure).
     """
 
-    __slots__ = ("_buffer", "_max_bytes", "_pending_cr")
+    __slots__ = ("_at_start", "_buffer", "_head", "_max_bytes", "_pending_cr", "error_field")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._buffer = b""
         self._max_bytes = max_event_bytes
         self._pending_cr = False
+        self._at_start = True
+        self._head = b""
+        self.error_field: bytes | None = None
 
     def feed(self, data: bytes) -> list[tuple[str | None, bytes]]:
         """Decode what `data` completes; keep the rest for the next call."""
+        if self._at_start:
+            data = self._skip_bom(data)
         events: list[tuple[str | None, bytes]] = []
         append = events.append
         for block in self._complete_blocks(data):
@@ -47,14 +62,16 @@ class SSEDecoder:
             # a single `data:` line, and an `event:` line followed by one `data:` line.
             if block[:6] == b"data: ":
                 if b"\n" not in block:
-                    append((None, block[6:]))
+                    if len(block) > 6:
+                        append((None, block[6:]))
                     continue
             elif block[:7] == b"event: ":
                 newline = block.find(b"\n")
                 if block[newline + 1 : newline + 7] == b"data: " and block.find(b"\n", newline + 1) < 0:
-                    append((block[7:newline].decode("utf-8", "replace"), block[newline + 7 :]))
+                    if len(block) > newline + 7:
+                        append((block[7:newline].decode("utf-8", "replace"), block[newline + 7 :]))
                     continue
-            event = _parse_block(block)
+            event = self._parse_block(block)
             if event is not None:
                 append(event)
         return events
@@ -65,6 +82,8 @@ class SSEDecoder:
         The same events in the same order as `feed` would return, without decoding
         their names (the per-token path of both providers).
         """
+        if self._at_start:
+            data = self._skip_bom(data)
         buffer = self._join(data)
         # Fast paths for a read made only of the event shapes both APIs send for every
         # delta; anything else (comments, ids, multi-line data) takes the general path.
@@ -77,6 +96,8 @@ class SSEDecoder:
                 payloads = buffer[6 : end - 2].split(b"\n\ndata: ")
                 if buffer.count(b"\n", 0, end) == 2 * len(payloads):
                     self._keep(buffer[end:])
+                    if not all(payloads):  # `data: ` with nothing after it is no event
+                        return [p for p in payloads if p]
                     return payloads
             elif buffer[:7] == b"event: " and _NAMED_EVENTS.fullmatch(buffer, 0, end):
                 # `event:` + one `data:` line (Anthropic): checked and cut by the regex engine.
@@ -87,17 +108,49 @@ class SSEDecoder:
         for block in self._split(buffer):
             if block[:6] == b"data: ":
                 if b"\n" not in block:
-                    append(block[6:])
+                    if len(block) > 6:
+                        append(block[6:])
                     continue
             elif block[:7] == b"event: ":
                 start = block.find(b"\n") + 1
                 if block[start : start + 6] == b"data: " and block.find(b"\n", start) < 0:
-                    append(block[start + 6 :])
+                    if len(block) > start + 6:
+                        append(block[start + 6 :])
                     continue
-            event = _parse_block(block)
+            event = self._parse_block(block)
             if event is not None:
                 append(event[1])
         return payloads
+
+    def _skip_bom(self, data: bytes) -> bytes:
+        # One byte-order mark may open the stream, and a read may end inside it.
+        data = self._head + data if self._head else data
+        if len(data) < len(_BOM) and _BOM.startswith(data):
+            self._head = data
+            return b""
+        self._head = b""
+        self._at_start = False
+        return data[len(_BOM) :] if data.startswith(_BOM) else data
+
+    def _parse_block(self, block: bytes) -> tuple[str | None, bytes] | None:
+        event: str | None = None
+        data: list[bytes] = []
+        for line in block.split(b"\n"):
+            if not line or line.startswith(b":"):
+                continue
+            name, _, value = line.partition(b":")
+            if value.startswith(b" "):
+                value = value[1:]
+            if name == b"data":
+                data.append(value)
+            elif name == b"event":
+                event = value.decode("utf-8", "replace")
+            elif name == b"error":
+                self.error_field = value[:_MAX_ERROR_FIELD]
+        joined = b"\n".join(data)
+        if not joined:
+            return None
+        return event, joined
 
     def _complete_blocks(self, data: bytes) -> list[bytes]:
         """The events `data` completes, as raw blocks; the unfinished rest stays buffered."""
@@ -129,24 +182,6 @@ class SSEDecoder:
             data = data[1:]
         self._pending_cr = data.endswith(b"\r")
         return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-
-
-def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
-    event: str | None = None
-    data: list[bytes] = []
-    for line in block.split(b"\n"):
-        if not line or line.startswith(b":"):
-            continue
-        name, _, value = line.partition(b":")
-        if value.startswith(b" "):
-            value = value[1:]
-        if name == b"data":
-            data.append(value)
-        elif name == b"event":
-            event = value.decode("utf-8", "replace")
-    if not data:
-        return None
-    return event, b"\n".join(data)
 
 
 @final
