@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from llmcomm import Configuration, LLMCommunication, ProviderConfig
+from llmcomm._secrets import mask_secret
 from llmcomm._types import Message, Request, StreamChunk
 from llmcomm.errors import (
     AuthenticationError,
@@ -316,7 +317,7 @@ async def test_api_errors_map_to_the_error_tree(fake_cli: str, status: int, erro
     assert error.status_code == status
     assert error.provider == "cli"
     assert KEY not in str(error)  # the CLI echoed the key: it is masked
-    assert "****" in str(error)
+    assert mask_secret(KEY) in str(error)
     assert provider.last_result is not None
     assert provider.last_result["is_error"] is True
 

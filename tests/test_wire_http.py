@@ -24,6 +24,7 @@ from llmcomm import (
     StreamInterruptedError,
     UsageInfo,
 )
+from llmcomm._secrets import mask_secret
 from llmcomm._types import is_progress
 from llmcomm.testing import FakeServer, Script
 
@@ -98,7 +99,7 @@ async def test_a_stray_error_line_is_a_typed_error_without_retry(server: FakeSer
     error = caught.value
     assert (error.status_code, error.provider, error.retryable) == (400, kind, False)
     assert "exceeds the available context size" in str(error)
-    assert KEY not in str(error) and "****" in str(error)
+    assert KEY not in str(error) and mask_secret(KEY) in str(error)
 
 
 async def test_a_stream_with_no_reply_in_it_is_a_failure(server: FakeServer, kind: Kind) -> None:
