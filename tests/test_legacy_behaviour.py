@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import re
 import threading
 import time
@@ -26,12 +27,12 @@ from llmcomm import (
     register_llm_services,
     shutdown_llm_services,
 )
-from llmcomm._legacy import _reset_legacy_singletons
 from llmcomm._observability import disable_legacy_log_file
 from llmcomm._portal import SHARED
+from llmcomm.legacy._singletons import _reset_legacy_singletons
 from llmcomm.testing import FakeServer, Script
 
-from .helpers import clear_provider_environment
+from .helpers import clear_provider_environment, refused_url
 
 importlib.import_module("anthropic")  # the cold SDK import is not what these tests time
 importlib.import_module("openai")
@@ -146,23 +147,87 @@ def test_generate_response_maps_the_system_message_and_passes_kwargs(
     assert (sent["temperature"], sent["top_k"], sent["stream"]) == (0.2, 5, True)
 
 
-@pytest.mark.parametrize("status", [401, 429, 500])
+@pytest.mark.parametrize("status", [400, 401, 429, 500, 529])
 def test_failures_return_the_legacy_strings(server: FakeServer, status: int) -> None:
     server.default = Script(status=status, retry_after=0)  # retried at once, and fails again
+    # A fresh service per call: one failure puts the only provider in cooldown.
     with closing(SimpleLLMService()) as service:
         first = service.simple_llm("hi")
-        assert first.startswith("API错误: ")
-        assert f"HTTP {status}" in first
+    assert first.startswith("API错误: [anthropic] ")
+    assert f"HTTP {status}" in first
+    with closing(SimpleLLMService()) as service:
         assert service.llm_call("hi").startswith("调用失败: ")
+    with closing(SimpleLLMService()) as service:
         assert service.llm_call_with_history("hi").startswith("API错误: ")
+    with closing(SimpleLLMService()) as service:
         response = service.generate_response([{"role": "user", "content": "hi"}], model="claude-x")
-        assert response.content.startswith("Anthropic API错误: ")
-        assert (response.model, dict(response.usage)) == (
-            "claude-x",
-            {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        )
-        assert REQUEST_ID.match(response.request_id or "")
+    assert response.content.startswith("Anthropic API错误: [anthropic] ")
+    assert (response.model, response.provider, dict(response.usage)) == (
+        "claude-x",
+        "anthropic",
+        {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    )
+    assert json.loads(json.dumps(response.usage)) == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert REQUEST_ID.match(response.request_id or "")
+    with closing(SimpleLLMService()) as service:
         assert service.quick_test() is False
+
+
+@pytest.mark.parametrize(
+    ("script", "prefix"),
+    [
+        (Script(chunks=("a ", "b ", "c "), reset_after=2), "调用失败: "),
+        (Script(chunks=("a ", "b "), reset_after=0), "调用失败: "),
+        (Script(chunks=("a ", "b ", "c "), sse_error_after=1), "Anthropic API错误: "),
+        (Script(chunks=("a ", "b "), sse_error_after=0, error_type="overloaded_error"), "Anthropic API错误: "),
+    ],
+    ids=["reset-mid-stream", "reset-before-content", "error-event-mid-stream", "error-event-first"],
+)
+def test_stream_faults_get_the_legacy_prefix(server: FakeServer, script: Script, prefix: str) -> None:
+    server.default = script
+    with closing(SimpleLLMService()) as service:
+        response = service.generate_response([{"role": "user", "content": "hi"}])
+    assert response.content.startswith(prefix + "[anthropic] "), response.content
+    assert dict(response.usage) == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+def test_a_refused_connection_is_an_api_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", refused_url())
+    with closing(SimpleLLMService()) as service:
+        response = service.generate_response([{"role": "user", "content": "hi"}])
+    assert response.content.startswith("Anthropic API错误: [anthropic] cannot connect"), response.content
+    with closing(SimpleLLMService()) as service:
+        assert service.simple_llm("hi").startswith("API错误: [anthropic] cannot connect")
+
+
+def test_a_stall_is_a_call_failure_within_llm_timeout(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_TIMEOUT", "0.5")
+    server.default = Script(tokens=5, stall_after=2)
+    with closing(SimpleLLMService()) as service:
+        started = time.monotonic()
+        response = service.generate_response([{"role": "user", "content": "hi"}])
+        elapsed = time.monotonic() - started
+    assert response.content.startswith("调用失败: [anthropic] "), response.content
+    assert elapsed < 0.5 + 1.5
+
+
+def test_failure_from_another_provider_keeps_the_prefix_and_names_it(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+    server.default = Script(status=529)
+    with closing(SimpleLLMService()) as service:
+        response = service.generate_response([{"role": "user", "content": "hi"}])
+    assert response.content.startswith("Anthropic API错误: [openai] "), response.content
+    assert response.provider == "openai"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    server.default = Script(status=401)
+    with closing(SimpleLLMService()) as service:
+        both = service.generate_response([{"role": "user", "content": "hi"}])
+    assert both.content.startswith("Anthropic API错误: "), both.content
+    assert "[anthropic]" in both.content and "[openai]" in both.content
 
 
 def test_bad_input_is_a_call_failure_not_an_api_error(server: FakeServer, service: SimpleLLMService) -> None:
@@ -214,7 +279,7 @@ def test_nothing_configured_returns_strings_naming_the_variables() -> None:
     assert text.startswith("调用失败: ")
     assert "ANTHROPIC_API_KEY" in text
     response = run_in_new_loop(get_llm_manager(), messages=[{"role": "user", "content": "hi"}])
-    assert response.content.startswith("LLM调用失败: ")
+    assert response.content.startswith("调用失败: ")  # the service's failure, passed through
     assert "ANTHROPIC_API_KEY" in response.content
     assert get_llm_manager().health_check() is False
 
@@ -252,60 +317,101 @@ def test_new_event_loop_per_request_from_four_threads(server: FakeServer) -> Non
     assert server.request_count == 20
     # One pool on the portal's loop serves every caller's loop: connections are reused, never per loop.
     assert len({r.connection_id for r in server.requests}) <= 4
-    assert body(server)["max_tokens"] == 4096  # ANTHROPIC_MAX_TOKENS' default
+    assert body(server)["max_tokens"] == 40960  # what the legacy chat path always sent
 
 
 @pytest.mark.anyio
 async def test_manager_from_asyncio_and_trio(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_MAX_TOKENS", "1000")
     manager = SimpleLLMManager()
-    try:
-        messages = [LLMMessage("system", "Be kind."), LLMMessage("user", "hi")]
-        response = await manager.generate_response(messages=messages, request_id="LLM-1700000000000-aaaabbbb")
-        assert (response.content, response.request_id) == ("Hello from llmcomm.testing.", "LLM-1700000000000-aaaabbbb")
-        assert (body(server)["system"], body(server)["max_tokens"]) == ("Be kind.", 1000)
-        response = await manager.generate_response(messages=messages, model="claude-other", max_tokens=77)
-        assert (body(server)["model"], body(server)["max_tokens"]) == ("claude-other", 77)
-        assert await manager.test_connection() is True
-        server.default = Script(status=401)
-        failed = await manager.generate_response("anthropic", [{"role": "user", "content": "hi"}])
-        assert failed.content.startswith("LLM调用失败: ")
-        assert dict(failed.usage) == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        assert await manager.test_connection() is False
-    finally:
-        manager.close()
+    messages = [LLMMessage("system", "Be kind."), LLMMessage("user", "hi")]
+    response = await manager.generate_response(messages=messages, request_id="LLM-1700000000000-aaaabbbb")
+    assert (response.content, response.request_id) == ("Hello from llmcomm.testing.", "LLM-1700000000000-aaaabbbb")
+    assert (body(server)["system"], body(server)["max_tokens"]) == ("Be kind.", 1000)
+    response = await manager.generate_response(messages=messages, model="claude-other", max_tokens=77)
+    assert (body(server)["model"], body(server)["max_tokens"]) == ("claude-other", 77)
+    assert await manager.test_connection() is True
+    server.default = Script(status=401)
+    failed = await manager.generate_response("anthropic", [{"role": "user", "content": "hi"}])
+    assert failed.content.startswith("Anthropic API错误: [anthropic] authentication failed")
+    assert dict(failed.usage) == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert await manager.test_connection() is False
 
 
-def test_manager_failures_return_the_legacy_prefix(server: FakeServer) -> None:
+def test_manager_passes_the_service_failures_through(server: FakeServer) -> None:
+    server.default = Script(status=529)
+    response = run_in_new_loop(get_llm_manager(), messages=[{"role": "user", "content": "x"}])
+    assert response.content.startswith("Anthropic API错误: [anthropic] provider unavailable")
+    _reset_legacy_singletons()
+    server.default = Script(chunks=("a ", "b ", "c "), reset_after=1)
+    response = run_in_new_loop(get_llm_manager(), messages=[{"role": "user", "content": "x"}])
+    assert response.content.startswith("调用失败: [anthropic] ")
+    assert run_in_new_loop(get_llm_manager()).content.startswith("LLM调用失败: messages is None")
+
+
+def test_manager_ignores_providers_that_are_not_configured(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
     manager = get_llm_manager()
-    assert run_in_new_loop(manager, provider="nope", messages=[{"role": "user", "content": "x"}]).content.startswith(
-        "LLM调用失败: unknown provider 'nope'"
-    )
-    assert run_in_new_loop(manager).content.startswith("LLM调用失败: ")
-    server.enqueue(Script(status=500, retry_after=0), Script(status=500, retry_after=0), Script(status=500))
-    assert run_in_new_loop(manager, messages=[{"role": "user", "content": "x"}]).content.startswith("LLM调用失败: ")
+    for name in ("nope", "openai", "", None, 42):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="llmcomm.legacy"):
+            response = run_in_new_loop(manager, provider=name, messages=[{"role": "user", "content": "x"}])
+        assert response.content == "Hello from llmcomm.testing.", name
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == (1 if name else 0), warnings
+        if name:
+            assert f"provider {name!r} is not configured and is ignored" in warnings[0]
+    assert server.request_count == 5
+
+
+def test_manager_max_tokens_on_the_chat_path(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    manager = get_llm_manager()
+    assert manager.max_tokens == 4096  # the attribute, as the legacy manager read it
+    run_in_new_loop(manager, messages=[{"role": "user", "content": "x"}])
+    assert body(server)["max_tokens"] == 40960
+    run_in_new_loop(manager, messages=[{"role": "user", "content": "x"}], max_tokens=321)
+    assert body(server)["max_tokens"] == 321
+    _reset_legacy_singletons()
+    monkeypatch.setenv("ANTHROPIC_MAX_TOKENS", "2048")
+    run_in_new_loop(get_llm_manager(), messages=[{"role": "user", "content": "x"}])
+    assert body(server)["max_tokens"] == 2048
+    get_llm_service().generate_response([{"role": "user", "content": "x"}])
+    assert body(server)["max_tokens"] == 2048
+    get_llm_service().simple_llm("x")
+    assert body(server)["max_tokens"] == 12288  # default_max_tokens
+
+
+def test_manager_default_model_changed_by_the_application(server: FakeServer) -> None:
+    manager = get_llm_manager()
+    run_in_new_loop(manager, messages=[{"role": "user", "content": "x"}])
+    assert body(server)["model"] == manager.default_model
+    manager.default_model = "claude-chosen-by-the-app"
+    run_in_new_loop(manager, messages=[{"role": "user", "content": "x"}])
+    assert body(server)["model"] == "claude-chosen-by-the-app"
 
 
 def test_manager_routes_providers(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
     manager = get_llm_manager()
     assert manager.list_available_providers() == ["anthropic", "openai"]
-    assert manager.health_check() is True
     run_in_new_loop(manager, provider="openai", messages=[{"role": "user", "content": "x"}])
     assert server.requests[-1].api == "openai"
     info = manager.get_provider_info("openai")
     assert (info["provider"], info["type"], info["status"]) == ("openai", "openai", "available")
-    assert manager.get_provider_info()["type"] == "anthropic"
-    assert manager.get_provider_info("nope")["status"] == "unknown"
+    assert manager.get_provider_info()["type"] == "simplified_anthropic"
+    assert manager.get_provider_info("nope") == manager.get_provider_info()
     manager.set_default_provider("openai")
     run_in_new_loop(manager, messages=[{"role": "user", "content": "x"}])
     assert server.requests[-1].api == "openai"
-    with pytest.raises(ValueError, match="unknown provider"):
-        manager.set_default_provider("nope")
-    assert manager.get_service("nope") is None
+    manager.set_default_provider("nope")  # a warning, not an error
+    assert manager.default_provider == "openai"
+    assert manager.get_service("nope") is get_llm_service()
+    assert manager.health_check() is True
+    assert server.requests[-1].body["messages"][0]["content"] == "Reply with the single word OK."
 
 
-def test_manager_services_and_prompts(server: FakeServer) -> None:
+def test_manager_registered_services(server: FakeServer) -> None:
     manager = get_llm_manager()
     assert manager.get_service() is get_llm_service()
     with closing(SimpleLLMService()) as extra:
@@ -315,19 +421,7 @@ def test_manager_services_and_prompts(server: FakeServer) -> None:
         run_in_new_loop(manager, provider="custom", messages=[{"role": "user", "content": "x"}])
         assert extra.client is not None
         assert not extra.client.closed
-    role = {"name": "小明", "role": "老师", "goals": ["教学", "答疑"], "mood": "calm"}
-    prompt = manager.build_system_prompt(role)
-    assert prompt.startswith("你是小明。")
-    assert "教学、答疑" in prompt
-    assert "mood: calm" in prompt
-    history = [{"role": "user", "content": "before"}, LLMMessage("assistant", "sure")]
-    messages = manager.build_context_messages(role, {"description": "写一首诗"}, history)
-    assert [(m.role, m.content) for m in messages[1:]] == [
-        ("user", "before"),
-        ("assistant", "sure"),
-        ("user", "写一首诗"),
-    ]
-    assert messages[0] == LLMMessage("system", prompt)
+        assert manager.get_provider_info("custom")["provider"] == "custom"
 
 
 def test_singletons_are_one_per_process_and_thread_safe(server: FakeServer) -> None:
