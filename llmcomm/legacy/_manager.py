@@ -139,9 +139,7 @@ class SimpleLLMManager:
         except Exception as exc:
             log_line(logging.WARNING, request_id, "MANAGER", f"generate_response failed: {type(exc).__name__}: {exc}")
             return failed_response(MANAGER_FAILED, exc, model or self.default_model, started, request_id)
-        if is_failure(response.content):
-            log_line(logging.WARNING, request_id, "MANAGER", f"generate_response failed: {response.content}")
-        else:
+        if not is_failure(response.content):  # a failure was logged where it was turned into text
             log_line(logging.DEBUG, request_id, "MANAGER", f"generate_response finished on {response.provider}")
         return response
 
