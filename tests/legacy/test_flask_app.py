@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,13 +24,9 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from llmcomm._portal import SHARED
 from llmcomm.legacy._singletons import _reset_legacy_singletons
 from llmcomm.testing import FakeServer, Script
 
-from ..helpers import clear_provider_environment
-
-KEY = "test-key-0123456789"
 APP_MODULE = "tests.legacy.mrc_like_app"
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
@@ -39,21 +34,7 @@ LoadApp = Callable[..., ModuleType]
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeServer]:
-    """A threaded fake provider server, configured through the environment as the application is."""
-    clear_provider_environment(monkeypatch, tmp_path)
-    with FakeServer() as server:
-        monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
-        try:
-            yield server
-        finally:
-            _reset_legacy_singletons()
-    assert not SHARED.running, "the legacy instances were left open"
-
-
-@pytest.fixture
-def load_app(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> LoadApp:
+def load_app(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> LoadApp:
     """Set environment variables, then (re)import the application, which binds fresh legacy instances."""
 
     def load(**env: str) -> ModuleType:
@@ -106,8 +87,8 @@ def post_json(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 # -- one request ------------------------------------------------------------------------
 
 
-def test_success(fake: FakeServer, load_app: LoadApp) -> None:
-    fake.default = Script(text="A full reply.", input_tokens=11)
+def test_success(server: FakeServer, load_app: LoadApp) -> None:
+    server.default = Script(text="A full reply.", input_tokens=11)
     app = load_app()
     body = chat(app, history=[{"role": "assistant", "content": "earlier"}, {"role": "user", "content": ""}])
     data = body["data"]
@@ -115,7 +96,7 @@ def test_success(fake: FakeServer, load_app: LoadApp) -> None:
     assert data["usage"] == {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
     assert data["response_time"] > 0
     assert (body["llm_success"], body["llm_api_error"]) == (True, False)
-    sent = fake.requests[0].body
+    sent = server.requests[0].body
     assert sent["messages"] == [{"role": "assistant", "content": "earlier"}, {"role": "user", "content": "hi"}]
     assert sent["max_tokens"] == 40960  # what the legacy chat path always sent
     assert app.monitor == [("anthropic", True, False)]
@@ -124,8 +105,8 @@ def test_success(fake: FakeServer, load_app: LoadApp) -> None:
 @pytest.mark.parametrize(
     ("status", "detail"), [(529, "provider unavailable"), (500, "provider unavailable"), (401, "authentication failed")]
 )
-def test_an_error_status_is_an_api_error(fake: FakeServer, load_app: LoadApp, status: int, detail: str) -> None:
-    fake.default = Script(status=status, retry_after=0)
+def test_an_error_status_is_an_api_error(server: FakeServer, load_app: LoadApp, status: int, detail: str) -> None:
+    server.default = Script(status=status, retry_after=0)
     app = load_app()
     started = time.monotonic()
     body = chat(app)
@@ -137,12 +118,12 @@ def test_an_error_status_is_an_api_error(fake: FakeServer, load_app: LoadApp, st
     # The application's own check counts an API error as a success, as it always did; the prefix tells it apart.
     assert (body["llm_success"], body["llm_api_error"]) == (True, True)
     if status == 401:
-        assert fake.request_count == 1, "a refused key is never retried"
+        assert server.request_count == 1, "a refused key is never retried"
         assert elapsed < 1.0
 
 
-def test_a_reset_mid_stream_is_a_call_failure(fake: FakeServer, load_app: LoadApp) -> None:
-    fake.default = Script(chunks=("one ", "two ", "three ", "four "), reset_after=2)
+def test_a_reset_mid_stream_is_a_call_failure(server: FakeServer, load_app: LoadApp) -> None:
+    server.default = Script(chunks=("one ", "two ", "three ", "four "), reset_after=2)
     app = load_app()
     body = chat(app)
     data = body["data"]
@@ -157,8 +138,10 @@ def test_a_reset_mid_stream_is_a_call_failure(fake: FakeServer, load_app: LoadAp
     [Script(tokens=10, stall_after=2), Script(delay_before_first_token=30, keepalive_interval=0.05)],
     ids=["after-two-chunks", "before-the-first-chunk"],
 )
-def test_a_stall_ends_within_llm_timeout_as_a_call_failure(fake: FakeServer, load_app: LoadApp, script: Script) -> None:
-    fake.default = script
+def test_a_stall_ends_within_llm_timeout_as_a_call_failure(
+    server: FakeServer, load_app: LoadApp, script: Script
+) -> None:
+    server.default = script
     app = load_app(LLM_TIMEOUT="0.5")
     started = time.monotonic()
     body = chat(app)
@@ -167,7 +150,7 @@ def test_a_stall_ends_within_llm_timeout_as_a_call_failure(fake: FakeServer, loa
     assert "0.5 s" in body["data"]["response"]
     assert body["llm_success"] is False
     assert 0.4 < elapsed < 0.5 + 1.5
-    upstream = fake.requests[0]
+    upstream = server.requests[0]
     deadline = time.monotonic() + 1.0
     while upstream.client_closed_at is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -180,51 +163,51 @@ def test_a_stall_ends_within_llm_timeout_as_a_call_failure(fake: FakeServer, loa
     "probing a cooling provider is the routing rewrite's part of issue 13 (item 4)",
 )
 @pytest.mark.parametrize("status", [529, 401])
-def test_recovery_after_a_failure(fake: FakeServer, load_app: LoadApp, status: int) -> None:
-    fake.default = Script(status=status, retry_after=0)
+def test_recovery_after_a_failure(server: FakeServer, load_app: LoadApp, status: int) -> None:
+    server.default = Script(status=status, retry_after=0)
     app = load_app()
     assert chat(app)["data"]["response"].startswith("Anthropic API错误: ")
-    fake.default = Script(text="Back again.")
-    requests_before = fake.request_count
+    server.default = Script(text="Back again.")
+    requests_before = server.request_count
     body = chat(app)
-    assert fake.request_count > requests_before, "the provider was not asked again"
+    assert server.request_count > requests_before, "the provider was not asked again"
     assert body["data"]["response"] == "Back again."
 
 
-def test_fallback_to_a_second_provider(fake: FakeServer, load_app: LoadApp) -> None:
-    fake.route(model="claude-overloaded", script=Script(status=529, retry_after=0))
-    fake.default = Script(text="From the fallback.")
-    app = load_app(ANTHROPIC_MODEL="claude-overloaded", OPENAI_BASE_URL=fake.openai_base_url)
+def test_fallback_to_a_second_provider(server: FakeServer, load_app: LoadApp) -> None:
+    server.route(model="claude-overloaded", script=Script(status=529, retry_after=0))
+    server.default = Script(text="From the fallback.")
+    app = load_app(ANTHROPIC_MODEL="claude-overloaded", OPENAI_BASE_URL=server.openai_base_url)
     body = chat(app)
     data = body["data"]
     assert (data["response"], data["provider"]) == ("From the fallback.", "openai")
     assert data["usage"]["total_tokens"] == data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"] > 0
-    assert [r.api for r in fake.requests] == ["anthropic", "openai"]
+    assert [r.api for r in server.requests] == ["anthropic", "openai"]
     assert body["llm_success"] is True
 
 
-def test_provider_from_the_request_body(fake: FakeServer, load_app: LoadApp) -> None:
-    app = load_app(OPENAI_BASE_URL=fake.openai_base_url)
+def test_provider_from_the_request_body(server: FakeServer, load_app: LoadApp) -> None:
+    app = load_app(OPENAI_BASE_URL=server.openai_base_url)
     for provider, api in [("openai", "openai"), ("nope", "anthropic"), (None, "anthropic"), ("anthropic", "anthropic")]:
         body = chat(app, provider=provider)
         assert body["data"]["response"] == "Hello from llmcomm.testing.", provider
-        assert fake.requests[-1].api == api, provider
+        assert server.requests[-1].api == api, provider
 
 
-def test_the_sync_service_route(fake: FakeServer, load_app: LoadApp) -> None:
+def test_the_sync_service_route(server: FakeServer, load_app: LoadApp) -> None:
     client = flask_app(load_app()).test_client()
     assert client.post("/api/llm/simple", json={"message": "hi"}).get_json() == {
         "text": "Hello from llmcomm.testing.",
         "ok": True,
     }
-    fake.default = Script(status=529, retry_after=0)
+    server.default = Script(status=529, retry_after=0)
     client = flask_app(load_app()).test_client()
     body = client.post("/api/llm/simple", json={"message": "hi"}).get_json()
     assert body["text"].startswith("API错误: [anthropic] provider unavailable")
     assert body["ok"] is False
 
 
-def test_info_and_health(fake: FakeServer, load_app: LoadApp) -> None:
+def test_info_and_health(server: FakeServer, load_app: LoadApp) -> None:
     client = flask_app(load_app(ANTHROPIC_MODEL="claude-configured")).test_client()
     info = client.get("/api/llm/chat").get_json()
     assert info == {
@@ -236,9 +219,9 @@ def test_info_and_health(fake: FakeServer, load_app: LoadApp) -> None:
             "type": "simplified_anthropic",
         },
     }
-    assert fake.request_count == 0
+    assert server.request_count == 0
     assert client.get("/api/llm/health").get_json()["healthy"] is True
-    assert fake.request_count == 1  # the health check makes its one-line call
+    assert server.request_count == 1  # the health check makes its one-line call
 
 
 # -- several requests at once -----------------------------------------------------------
@@ -253,9 +236,9 @@ def test_info_and_health(fake: FakeServer, load_app: LoadApp) -> None:
     ids=["success", "reset-mid-stream"],
 )
 def test_concurrent_requests_on_a_real_server(
-    fake: FakeServer, load_app: LoadApp, script: Script, expected: str
+    server: FakeServer, load_app: LoadApp, script: Script, expected: str
 ) -> None:
-    fake.default = script
+    server.default = script
     app = load_app()
     with serving(flask_app(app)) as base_url:
 
@@ -274,7 +257,7 @@ def test_concurrent_requests_on_a_real_server(
     assert len(app.monitor) == 32
     if expected.startswith("调用失败"):
         # The first reset opens the breaker; calls after it fail without a request until item 4 lands.
-        assert 1 <= fake.request_count <= 32
+        assert 1 <= server.request_count <= 32
     else:
-        assert fake.request_count == 32
-        assert len({r.connection_id for r in fake.requests}) <= 8, "connections are pooled, not one per loop"
+        assert server.request_count == 32
+        assert len({r.connection_id for r in server.requests}) <= 8, "connections are pooled, not one per loop"

@@ -4,37 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from llmcomm import SimpleLLMService
-from llmcomm._portal import SHARED
-from llmcomm.legacy._singletons import _reset_legacy_singletons
 from llmcomm.testing import FakeServer
 
 from ..helpers import clear_provider_environment
-
-KEY = "test-key-0123456789"
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeServer]:
-    clear_provider_environment(monkeypatch, tmp_path)
-    with FakeServer() as server:
-        monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
-        try:
-            yield server
-        finally:
-            _reset_legacy_singletons()
-    assert not SHARED.running
-
-
-def portal_running() -> bool:
-    return SHARED.running
+from ._support import portal_running
 
 
 def warm_up_threads() -> list[threading.Thread]:
@@ -48,22 +27,22 @@ def wait_for_warm_up(timeout: float) -> None:
     assert not warm_up_threads(), "the warm-up did not finish"
 
 
-def test_a_configured_service_starts_the_portal_without_a_request(fake: FakeServer) -> None:
+def test_a_configured_service_starts_the_portal_without_a_request(server: FakeServer) -> None:
     assert not portal_running()
     with closing(SimpleLLMService()) as service:
         wait_for_warm_up(timeout=30)
         assert portal_running(), "the portal was not started in the background"
-        assert (fake.request_count, fake.open_connections) == (0, 0), "creating the service touched the network"
+        assert (server.request_count, server.open_connections) == (0, 0), "creating the service touched the network"
         assert service.simple_llm("hi") == "Hello from llmcomm.testing."
-    assert not SHARED.running
+    assert not portal_running()
 
 
-def test_closing_while_warming_up_leaves_nothing_running(fake: FakeServer) -> None:
+def test_closing_while_warming_up_leaves_nothing_running(server: FakeServer) -> None:
     for _ in range(5):
         SimpleLLMService().close()  # closed at once, racing its own warm-up
     wait_for_warm_up(timeout=30)
-    assert not SHARED.running
-    assert fake.request_count == 0
+    assert not portal_running()
+    assert server.request_count == 0
 
 
 def test_nothing_configured_starts_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -71,4 +50,4 @@ def test_nothing_configured_starts_nothing(monkeypatch: pytest.MonkeyPatch, tmp_
     with closing(SimpleLLMService()) as service:
         assert service.client is None
         assert not warm_up_threads()
-        assert not SHARED.running
+        assert not portal_running()
