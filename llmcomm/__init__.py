@@ -24,11 +24,6 @@ from ._errors import ProviderUnavailableError as ProviderUnavailableError
 from ._errors import RateLimitError as RateLimitError
 from ._errors import StreamInterruptedError as StreamInterruptedError
 from ._events import Observer as Observer
-from ._legacy import LLMMessage as LLMMessage
-from ._legacy import SimpleLLMManager as SimpleLLMManager
-from ._legacy import SimpleLLMService as SimpleLLMService
-from ._legacy import get_llm_manager as get_llm_manager
-from ._legacy import get_llm_service as get_llm_service
 from ._manager import ProviderManager as ProviderManager
 from ._observability import HookEvent as HookEvent
 from ._observability import Hooks as Hooks
@@ -41,9 +36,6 @@ from ._observability import current_request_id as current_request_id
 from ._observability import enable_legacy_log_file as enable_legacy_log_file
 from ._retry import CooldownTracker as CooldownTracker
 from ._retry import RetryHandler as RetryHandler
-from ._services import LLMServices as LLMServices
-from ._services import register_llm_services as register_llm_services
-from ._services import shutdown_llm_services as shutdown_llm_services
 from ._stream import LLMStream as LLMStream
 from ._sync import SyncLLMCommunication as SyncLLMCommunication
 from ._sync import SyncLLMStream as SyncLLMStream
@@ -53,6 +45,14 @@ from ._types import Message as Message
 from ._types import Request as Request
 from ._types import StreamChunk as StreamChunk
 from ._types import UsageInfo as UsageInfo
+from .legacy import LLMMessage as LLMMessage
+from .legacy import SimpleLLMManager as SimpleLLMManager
+from .legacy import SimpleLLMService as SimpleLLMService
+from .legacy import get_llm_manager as get_llm_manager
+from .legacy import get_llm_service as get_llm_service
+from .legacy._factory import LLMServices as LLMServices
+from .legacy._factory import register_llm_services as register_llm_services
+from .legacy._factory import shutdown_llm_services as shutdown_llm_services
 from .providers._base import BaseProvider as BaseProvider
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from llmcomm import (
     get_llm_manager,
     get_llm_service,
 )
-from llmcomm._legacy import _reset_legacy_singletons
+from llmcomm.legacy._singletons import _reset_legacy_singletons
 
 from .helpers import clear_provider_environment
 
@@ -205,23 +205,75 @@ def test_simple_llm_manager_return_types() -> None:
 def test_simple_llm_manager_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert shape(SimpleLLMManager.__init__) == [("self", POSITIONAL, EMPTY)]
     manager = SimpleLLMManager()
-    assert manager.max_tokens == 4096
-    assert manager.api_key is None
+    assert (manager.max_tokens, manager.api_key) == (4096, None)
+    assert manager.default_model == "claude-3-5-sonnet-20241022"
+    assert manager.simple_llm_service is get_llm_service()  # as the legacy manager did
+    _reset_legacy_singletons()
     monkeypatch.setenv("ANTHROPIC_API_KEY", "env-key-0123456789")
     monkeypatch.setenv("ANTHROPIC_MODEL", "claude-env")
     monkeypatch.setenv("ANTHROPIC_MAX_TOKENS", "1234")
     configured = SimpleLLMManager()
-    try:
-        assert (configured.api_key, configured.model, configured.max_tokens) == (
-            "env-key-0123456789",
-            "claude-env",
-            1234,
-        )
-        info = configured.get_provider_info()
-        assert set(info) == {"provider", "model", "status", "type"}
-        assert isinstance(configured.get_service(), SimpleLLMService)
-    finally:
-        configured.close()
+    assert (configured.api_key, configured.default_model, configured.max_tokens) == (
+        "env-key-0123456789",
+        "claude-env",
+        1234,
+    )
+    assert configured.get_provider_info() == {
+        "provider": "anthropic",
+        "model": "claude-env",
+        "status": "available",
+        "type": "simplified_anthropic",
+    }
+    assert configured.get_service() is configured.simple_llm_service is get_llm_service()
+    assert configured.get_service("anything") is get_llm_service()  # any name, as the legacy manager
+
+
+def test_manager_model_defaults_to_the_configured_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_MODEL", "gpt-local")
+    manager = SimpleLLMManager()
+    assert manager.default_model == "gpt-local"
+    assert manager.list_available_providers() == ["anthropic", "openai"]
+    info = manager.get_provider_info("openai")
+    assert (info["provider"], info["model"], info["type"]) == ("openai", "gpt-local", "openai")
+    assert manager.get_provider_info()["type"] == "openai"  # the default service is not Anthropic here
+
+
+def test_set_default_provider_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    manager = SimpleLLMManager()
+    with caplog.at_level("WARNING", logger="llmcomm.legacy"):
+        manager.set_default_provider("no-such-provider")
+    assert manager.default_provider == "anthropic"
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "no-such-provider" in caplog.records[0].getMessage()
+    manager.set_default_provider("anthropic")
+    assert manager.default_provider == "anthropic"
+
+
+def test_build_context_messages_as_the_legacy_manager() -> None:
+    manager = SimpleLLMManager()
+    role = {"name": "老师", "description": "教学", "style": "耐心", "focus_points": ["概念", "实践"]}
+    prompt = manager.build_system_prompt(role)
+    assert prompt == (
+        "你是老师。\n\n角色描述：教学\n发言风格：耐心\n关注点：概念, 实践\n\n"
+        "请严格按照你的角色设定进行回复，保持角色的一致性和真实感。"
+    )
+    assert manager.build_system_prompt({}).startswith(
+        "你是AI助手。\n\n角色描述：无描述\n发言风格：自然友好\n关注点：\n"
+    )
+    task = {"task_type": "ask_question", "description": "提问", "session_topic": "数学", "current_round": 2}
+    history = [{"speaker_role": f"学生{i}", "content": f"c{i}"} for i in range(6)]
+    history.append({"speaker_role": "老师", "content": "mine"})
+    messages = manager.build_context_messages(role, task, history)
+    assert [m.role for m in messages] == ["system", "user", "user", "user", "user", "user", "assistant"]
+    assert messages[0] == LLMMessage("system", prompt)
+    assert messages[1].content == (
+        "当前任务：\n任务类型：ask_question\n任务描述：提问\n对话主题：数学\n当前轮次：2\n已执行步数：0\n\n"
+        "请根据你的角色设定和当前任务，发表你的观点。"
+    )
+    assert [m.content for m in messages[2:]] == ["学生2: c2", "学生3: c3", "学生4: c4", "学生5: c5", "mine"]
+    assert [m.role for m in manager.build_context_messages(role, {}, None)] == ["system", "user"]
+    assert "任务类型：无" in manager.build_context_messages(role, {})[1].content
 
 
 def test_module_level_getters() -> None:
@@ -267,3 +319,42 @@ def test_importing_touches_nothing(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("调用失败: ")
     assert "ANTHROPIC_API_KEY" in result.stdout
+
+
+def test_legacy_module_has_exactly_the_legacy_names(tmp_path: Path) -> None:
+    code = (
+        "import sys, threading\n"
+        "import llmcomm.legacy as legacy\n"
+        "assert threading.active_count() == 1 and 'anthropic' not in sys.modules\n"
+        "assert sorted(legacy.__all__) == ['LLMMessage', 'LLMResponse', 'SimpleLLMManager', 'SimpleLLMService',"
+        " 'get_llm_manager', 'get_llm_service', 'llm_manager', 'simple_llm_service']\n"
+        "namespace = {}\n"
+        "exec('from llmcomm.legacy import *', namespace)\n"
+        "namespace.pop('__builtins__')\n"
+        "assert sorted(namespace) == sorted(legacy.__all__), sorted(namespace)\n"
+        "assert namespace['llm_manager'] is legacy.get_llm_manager() is legacy.llm_manager\n"
+        "assert namespace['simple_llm_service'] is legacy.get_llm_service()\n"
+        "assert namespace['llm_manager'].simple_llm_service is namespace['simple_llm_service']\n"
+        "assert namespace['LLMResponse'] is __import__('llmcomm').LLMResponse\n"
+        "assert threading.active_count() == 1, 'nothing configured: no thread'\n"
+        "print(namespace['simple_llm_service'].simple_llm('hi'))\n"
+    )
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "ENABLE_LLM_SPECIAL_LOG": "false"}
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("调用失败: ")
+    assert "ANTHROPIC_API_KEY" in result.stdout
+
+
+def test_legacy_instances_are_made_lazily() -> None:
+    import llmcomm.legacy as legacy
+    from llmcomm.legacy._singletons import current_legacy_singletons
+
+    assert current_legacy_singletons() == (None, None)
+    manager = legacy.llm_manager
+    assert current_legacy_singletons() == (legacy.simple_llm_service, manager)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        legacy.nope  # noqa: B018
+    assert {"llm_manager", "simple_llm_service"} <= set(dir(legacy))

@@ -15,11 +15,11 @@ from collections.abc import MutableMapping
 from types import TracebackType
 from typing import Final, Protocol, final, runtime_checkable
 
-from ._legacy import _reset_legacy_singletons, current_legacy_singletons, get_llm_manager, get_llm_service
-from ._legacy_manager import SimpleLLMManager
-from ._legacy_service import SimpleLLMService
-from ._portal import SHARED, STOP_TIMEOUT
-from ._sync import SyncLLMCommunication
+from .._portal import SHARED, STOP_TIMEOUT
+from .._sync import SyncLLMCommunication
+from ._manager import SimpleLLMManager
+from ._service import SimpleLLMService
+from ._singletons import _reset_legacy_singletons, current_legacy_singletons, get_llm_manager, get_llm_service
 
 #: the registry names, in registration order: the sync facade, the legacy service, the legacy manager
 SERVICE_NAMES: Final = ("llm_communication", "llm_service", "llm_manager")

@@ -1,20 +1,19 @@
-"""The legacy drop-in: `SimpleLLMService`, `LLMMessage`, `SimpleLLMManager` and their singletons.
+"""The process-wide legacy instances, made on first use behind a lock.
 
-LEGACY.md beside DESIGN.md describes the interface these reproduce. The
-process-wide instances are made on first use, behind a lock: importing llmcomm
-reads no environment, starts no thread and touches no network.
+Importing llmcomm (or `llmcomm.legacy`) reads no environment, starts no thread
+and touches no network: the instances are made by the first getter call, or by
+the first access to `llmcomm.legacy.llm_manager` / `simple_llm_service`.
 """
 
 from __future__ import annotations
 
 import threading
 
-from ._legacy_manager import SimpleLLMManager
-from ._legacy_service import LLMMessage, SimpleLLMService
+from ._manager import SimpleLLMManager
+from ._service import SimpleLLMService
 
-__all__ = ["LLMMessage", "SimpleLLMManager", "SimpleLLMService", "get_llm_manager", "get_llm_service"]
-
-_lock = threading.Lock()
+# Re-entrant: making the manager asks for the service.
+_lock = threading.RLock()
 _service: SimpleLLMService | None = None
 _manager: SimpleLLMManager | None = None
 
@@ -32,17 +31,14 @@ def get_llm_service() -> SimpleLLMService:
 
 
 def get_llm_manager() -> SimpleLLMManager:
-    """The process-wide `SimpleLLMManager`; its default service is `get_llm_service()`."""
+    """The process-wide `SimpleLLMManager`; its `simple_llm_service` is `get_llm_service()`."""
     global _manager
     manager = _manager
     if manager is not None:
         return manager
-    service = get_llm_service()
     with _lock:
         if _manager is None:
-            manager = SimpleLLMManager()
-            manager.register_service(manager.default_provider, service)  # one set of connections
-            _manager = manager
+            _manager = SimpleLLMManager()
         return _manager
 
 
@@ -55,7 +51,8 @@ def _reset_legacy_singletons() -> None:
     """Close and forget the process-wide instances; the next getter call makes new ones.
 
     For tests (between cases, after changing the environment) and for
-    `shutdown_llm_services()`.
+    `shutdown_llm_services()`. Names bound earlier (`from llmcomm.legacy import
+    llm_manager`) keep the closed instances.
     """
     global _service, _manager
     with _lock:

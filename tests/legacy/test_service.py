@@ -1,24 +1,18 @@
-"""The legacy service and manager against `llmcomm.testing`, called the way the legacy application calls them."""
+"""`SimpleLLMService` and the service factory against `llmcomm.testing`, called as the legacy application calls them."""
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import re
-import threading
+import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from llmcomm import (
     LLMMessage,
     LLMServices,
-    SimpleLLMManager,
     SimpleLLMService,
     SyncLLMCommunication,
     get_llm_manager,
@@ -26,60 +20,11 @@ from llmcomm import (
     register_llm_services,
     shutdown_llm_services,
 )
-from llmcomm._legacy import _reset_legacy_singletons
 from llmcomm._observability import disable_legacy_log_file
-from llmcomm._portal import SHARED
 from llmcomm.testing import FakeServer, Script
 
-from .helpers import clear_provider_environment
-
-importlib.import_module("anthropic")  # the cold SDK import is not what these tests time
-importlib.import_module("openai")
-
-KEY = "test-key-0123456789"
-REQUEST_ID = re.compile(r"^LLM-\d{13}-[0-9a-f]{8}$")
-
-
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    clear_provider_environment(monkeypatch, tmp_path)
-    yield
-    _reset_legacy_singletons()
-    assert not portal_running(), "a service was left open"
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    """A fake Anthropic API, configured through the environment as the legacy application does."""
-    with FakeServer() as fake:
-        monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.anthropic_base_url)
-        yield fake
-
-
-@pytest.fixture
-def service(server: FakeServer) -> Iterator[SimpleLLMService]:
-    with closing(SimpleLLMService()) as legacy:
-        yield legacy
-
-
-def portal_running() -> bool:
-    return SHARED.running
-
-
-def body(server: FakeServer, index: int = -1) -> dict[str, Any]:
-    recorded: dict[str, Any] = server.requests[index].body
-    return recorded
-
-
-def run_in_new_loop(manager: SimpleLLMManager, **kwargs: Any) -> Any:
-    """The legacy Flask pattern: a brand-new event loop per request, closed afterwards."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(manager.generate_response(**kwargs))
-    finally:
-        loop.close()
-
+from ..helpers import refused_url
+from ._support import KEY, REQUEST_ID, body, portal_running, run_in_new_loop
 
 # -- SimpleLLMService ------------------------------------------------------------------
 
@@ -146,23 +91,87 @@ def test_generate_response_maps_the_system_message_and_passes_kwargs(
     assert (sent["temperature"], sent["top_k"], sent["stream"]) == (0.2, 5, True)
 
 
-@pytest.mark.parametrize("status", [401, 429, 500])
+@pytest.mark.parametrize("status", [400, 401, 429, 500, 529])
 def test_failures_return_the_legacy_strings(server: FakeServer, status: int) -> None:
     server.default = Script(status=status, retry_after=0)  # retried at once, and fails again
+    # A fresh service per call: one failure puts the only provider in cooldown.
     with closing(SimpleLLMService()) as service:
         first = service.simple_llm("hi")
-        assert first.startswith("API错误: ")
-        assert f"HTTP {status}" in first
+    assert first.startswith("API错误: [anthropic] ")
+    assert f"HTTP {status}" in first
+    with closing(SimpleLLMService()) as service:
         assert service.llm_call("hi").startswith("调用失败: ")
+    with closing(SimpleLLMService()) as service:
         assert service.llm_call_with_history("hi").startswith("API错误: ")
+    with closing(SimpleLLMService()) as service:
         response = service.generate_response([{"role": "user", "content": "hi"}], model="claude-x")
-        assert response.content.startswith("Anthropic API错误: ")
-        assert (response.model, dict(response.usage)) == (
-            "claude-x",
-            {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        )
-        assert REQUEST_ID.match(response.request_id or "")
+    assert response.content.startswith("Anthropic API错误: [anthropic] ")
+    assert (response.model, response.provider, dict(response.usage)) == (
+        "claude-x",
+        "anthropic",
+        {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    )
+    assert json.loads(json.dumps(response.usage)) == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert REQUEST_ID.match(response.request_id or "")
+    with closing(SimpleLLMService()) as service:
         assert service.quick_test() is False
+
+
+@pytest.mark.parametrize(
+    ("script", "prefix"),
+    [
+        (Script(chunks=("a ", "b ", "c "), reset_after=2), "调用失败: "),
+        (Script(chunks=("a ", "b "), reset_after=0), "调用失败: "),
+        (Script(chunks=("a ", "b ", "c "), sse_error_after=1), "Anthropic API错误: "),
+        (Script(chunks=("a ", "b "), sse_error_after=0, error_type="overloaded_error"), "Anthropic API错误: "),
+    ],
+    ids=["reset-mid-stream", "reset-before-content", "error-event-mid-stream", "error-event-first"],
+)
+def test_stream_faults_get_the_legacy_prefix(server: FakeServer, script: Script, prefix: str) -> None:
+    server.default = script
+    with closing(SimpleLLMService()) as service:
+        response = service.generate_response([{"role": "user", "content": "hi"}])
+    assert response.content.startswith(prefix + "[anthropic] "), response.content
+    assert dict(response.usage) == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+def test_a_refused_connection_is_an_api_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", refused_url())
+    with closing(SimpleLLMService()) as service:
+        response = service.generate_response([{"role": "user", "content": "hi"}])
+    assert response.content.startswith("Anthropic API错误: [anthropic] cannot connect"), response.content
+    with closing(SimpleLLMService()) as service:
+        assert service.simple_llm("hi").startswith("API错误: [anthropic] cannot connect")
+
+
+def test_a_stall_is_a_call_failure_within_llm_timeout(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_TIMEOUT", "0.5")
+    server.default = Script(tokens=5, stall_after=2)
+    with closing(SimpleLLMService()) as service:
+        started = time.monotonic()
+        response = service.generate_response([{"role": "user", "content": "hi"}])
+        elapsed = time.monotonic() - started
+    assert response.content.startswith("调用失败: [anthropic] "), response.content
+    assert elapsed < 0.5 + 1.5
+
+
+def test_failure_from_another_provider_keeps_the_prefix_and_names_it(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
+    server.default = Script(status=529)
+    with closing(SimpleLLMService()) as service:
+        response = service.generate_response([{"role": "user", "content": "hi"}])
+    assert response.content.startswith("Anthropic API错误: [openai] "), response.content
+    assert response.provider == "openai"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    server.default = Script(status=401)
+    with closing(SimpleLLMService()) as service:
+        both = service.generate_response([{"role": "user", "content": "hi"}])
+    assert both.content.startswith("Anthropic API错误: "), both.content
+    assert "[anthropic]" in both.content and "[openai]" in both.content
 
 
 def test_bad_input_is_a_call_failure_not_an_api_error(server: FakeServer, service: SimpleLLMService) -> None:
@@ -214,7 +223,7 @@ def test_nothing_configured_returns_strings_naming_the_variables() -> None:
     assert text.startswith("调用失败: ")
     assert "ANTHROPIC_API_KEY" in text
     response = run_in_new_loop(get_llm_manager(), messages=[{"role": "user", "content": "hi"}])
-    assert response.content.startswith("LLM调用失败: ")
+    assert response.content.startswith("调用失败: ")  # the service's failure, passed through
     assert "ANTHROPIC_API_KEY" in response.content
     assert get_llm_manager().health_check() is False
 
@@ -229,127 +238,6 @@ def test_writes_the_legacy_log_file(server: FakeServer, monkeypatch: pytest.Monk
     finally:
         disable_legacy_log_file()
     assert f"[LLM-REQ-ID: {response.request_id}]" in log_file.read_text(encoding="utf-8")
-
-
-# -- SimpleLLMManager ------------------------------------------------------------------
-
-
-def test_new_event_loop_per_request_from_four_threads(server: FakeServer) -> None:
-    server.default = Script(text="from a fresh loop", token_delay=0.001)
-    manager = get_llm_manager()
-
-    def handler(worker: int) -> list[str]:
-        replies = []
-        for request in range(5):
-            response = run_in_new_loop(manager, messages=[{"role": "user", "content": f"{worker}/{request}"}])
-            assert REQUEST_ID.match(response.request_id)
-            replies.append(response.content)
-        return replies
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(handler, range(4)))
-    assert results == [["from a fresh loop"] * 5] * 4
-    assert server.request_count == 20
-    # One pool on the portal's loop serves every caller's loop: connections are reused, never per loop.
-    assert len({r.connection_id for r in server.requests}) <= 4
-    assert body(server)["max_tokens"] == 4096  # ANTHROPIC_MAX_TOKENS' default
-
-
-@pytest.mark.anyio
-async def test_manager_from_asyncio_and_trio(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_MAX_TOKENS", "1000")
-    manager = SimpleLLMManager()
-    try:
-        messages = [LLMMessage("system", "Be kind."), LLMMessage("user", "hi")]
-        response = await manager.generate_response(messages=messages, request_id="LLM-1700000000000-aaaabbbb")
-        assert (response.content, response.request_id) == ("Hello from llmcomm.testing.", "LLM-1700000000000-aaaabbbb")
-        assert (body(server)["system"], body(server)["max_tokens"]) == ("Be kind.", 1000)
-        response = await manager.generate_response(messages=messages, model="claude-other", max_tokens=77)
-        assert (body(server)["model"], body(server)["max_tokens"]) == ("claude-other", 77)
-        assert await manager.test_connection() is True
-        server.default = Script(status=401)
-        failed = await manager.generate_response("anthropic", [{"role": "user", "content": "hi"}])
-        assert failed.content.startswith("LLM调用失败: ")
-        assert dict(failed.usage) == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        assert await manager.test_connection() is False
-    finally:
-        manager.close()
-
-
-def test_manager_failures_return_the_legacy_prefix(server: FakeServer) -> None:
-    manager = get_llm_manager()
-    assert run_in_new_loop(manager, provider="nope", messages=[{"role": "user", "content": "x"}]).content.startswith(
-        "LLM调用失败: unknown provider 'nope'"
-    )
-    assert run_in_new_loop(manager).content.startswith("LLM调用失败: ")
-    server.enqueue(Script(status=500, retry_after=0), Script(status=500, retry_after=0), Script(status=500))
-    assert run_in_new_loop(manager, messages=[{"role": "user", "content": "x"}]).content.startswith("LLM调用失败: ")
-
-
-def test_manager_routes_providers(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_BASE_URL", server.openai_base_url)
-    manager = get_llm_manager()
-    assert manager.list_available_providers() == ["anthropic", "openai"]
-    assert manager.health_check() is True
-    run_in_new_loop(manager, provider="openai", messages=[{"role": "user", "content": "x"}])
-    assert server.requests[-1].api == "openai"
-    info = manager.get_provider_info("openai")
-    assert (info["provider"], info["type"], info["status"]) == ("openai", "openai", "available")
-    assert manager.get_provider_info()["type"] == "anthropic"
-    assert manager.get_provider_info("nope")["status"] == "unknown"
-    manager.set_default_provider("openai")
-    run_in_new_loop(manager, messages=[{"role": "user", "content": "x"}])
-    assert server.requests[-1].api == "openai"
-    with pytest.raises(ValueError, match="unknown provider"):
-        manager.set_default_provider("nope")
-    assert manager.get_service("nope") is None
-
-
-def test_manager_services_and_prompts(server: FakeServer) -> None:
-    manager = get_llm_manager()
-    assert manager.get_service() is get_llm_service()
-    with closing(SimpleLLMService()) as extra:
-        manager.register_service("custom", extra)
-        assert manager.get_service("custom") is extra
-        assert "custom" in manager.list_available_providers()
-        run_in_new_loop(manager, provider="custom", messages=[{"role": "user", "content": "x"}])
-        assert extra.client is not None
-        assert not extra.client.closed
-    role = {"name": "小明", "role": "老师", "goals": ["教学", "答疑"], "mood": "calm"}
-    prompt = manager.build_system_prompt(role)
-    assert prompt.startswith("你是小明。")
-    assert "教学、答疑" in prompt
-    assert "mood: calm" in prompt
-    history = [{"role": "user", "content": "before"}, LLMMessage("assistant", "sure")]
-    messages = manager.build_context_messages(role, {"description": "写一首诗"}, history)
-    assert [(m.role, m.content) for m in messages[1:]] == [
-        ("user", "before"),
-        ("assistant", "sure"),
-        ("user", "写一首诗"),
-    ]
-    assert messages[0] == LLMMessage("system", prompt)
-
-
-def test_singletons_are_one_per_process_and_thread_safe(server: FakeServer) -> None:
-    barrier = threading.Barrier(16)
-
-    def get(_: int) -> tuple[int, int]:
-        barrier.wait(timeout=2)
-        return id(get_llm_service()), id(get_llm_manager())
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        ids = set(pool.map(get, range(16)))
-    assert len(ids) == 1
-    first = get_llm_service()
-    _reset_legacy_singletons()
-    assert get_llm_service() is not first
-
-
-def test_sync_service_from_async_code(server: FakeServer) -> None:
-    async def handler() -> str:
-        return get_llm_service().simple_llm("hi")  # sync legacy code inside a running loop
-
-    assert asyncio.run(handler()) == "Hello from llmcomm.testing."
 
 
 # -- the service factory ---------------------------------------------------------------
