@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, final
 
-from .._config import Configuration, read_dotenv
+from .._config import Configuration
+from .._config_env import merged_environment
 from .._errors import ConfigurationError
 from .._observability import enable_legacy_log_file
 from .._request import new_request_id
@@ -53,12 +53,9 @@ def log_line(level: int, request_id: str, layer: str, message: str) -> None:
 
 def legacy_environment() -> dict[str, str]:
     """The process environment over `./.env`, as the legacy application's `load_dotenv()` saw it."""
-    env: dict[str, str] = {}
-    if Path(".env").is_file():
-        with contextlib.suppress(ConfigurationError):  # Configuration.from_env() reports it where it matters
-            env.update(read_dotenv(Path(".env")))
-    env.update(os.environ)
-    return env
+    with contextlib.suppress(ConfigurationError):  # Configuration.from_env() reports it where it matters
+        return merged_environment()
+    return dict(os.environ)
 
 
 def positive_int(env: Mapping[str, str], name: str) -> int | None:
