@@ -6,24 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
-Role = Literal["system", "user", "assistant"]
-ROLES: frozenset[str] = frozenset(("system", "user", "assistant"))
+from ._messages import ROLES as ROLES
+from ._messages import Message as Message
+from ._messages import ReasoningPart, Tool, ToolCall, ToolCallDelta, assistant_message
+from ._messages import Role as Role
 
-AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown"]
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One turn of a conversation.
-
-    Wherever llmcomm takes a list of messages it also accepts dicts
-    (`{"role": ..., "content": ...}`) and any object with `.role` and `.content`.
-    """
-
-    role: Role
-    content: str
-    name: str | None = None
+AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown", "skipped-unsupported"]
 
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -168,14 +156,19 @@ class StreamChunk:
     finish_reason: str | None = None
     usage: UsageInfo | None = None
     reasoning: str = ""
+    tool_call: ToolCallDelta | None = None
+    reasoning_part: ReasoningPart | None = None
+    refusal: str = ""
+    raw_finish_reason: str | None = None
+    provider_request_id: str | None = None
 
 
 def is_progress(chunk: StreamChunk) -> bool:
-    """Whether a chunk shows the provider is producing a reply: answer text or reasoning.
+    """Whether a chunk shows the provider is producing a reply: text, reasoning, a tool-call delta or a refusal.
 
     Progress wins the fallback race and resets the idle watchdog (DESIGN Part 2).
     """
-    return bool(chunk.text or chunk.reasoning)
+    return bool(chunk.text or chunk.reasoning or chunk.tool_call is not None or chunk.refusal)
 
 
 #: A run of chunks decoded from one network read. Built-in providers hand chunks to
@@ -194,6 +187,11 @@ class _ChunkDraft:
     finish_reason: str | None
     usage: UsageInfo | None
     reasoning: str
+    tool_call: ToolCallDelta | None
+    reasoning_part: ReasoningPart | None
+    refusal: str
+    raw_finish_reason: str | None
+    provider_request_id: str | None
 
 
 def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChunk:
@@ -212,6 +210,11 @@ def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChu
     chunk.finish_reason = None
     chunk.usage = None
     chunk.reasoning = ""
+    chunk.tool_call = None
+    chunk.reasoning_part = None
+    chunk.refusal = ""
+    chunk.raw_finish_reason = None
+    chunk.provider_request_id = None
     chunk.__class__ = StreamChunk  # type: ignore[assignment]
     return chunk  # type: ignore[return-value]
 
@@ -245,6 +248,17 @@ class LLMResponse:
     finish_reason: str | None = None
     time_to_first_token: float | None = None
     attempts: tuple[Attempt, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    refusal: str | None = None
+    raw_finish_reason: str | None = None
+    provider_request_id: str | None = None
+    reasoning_parts: tuple[ReasoningPart, ...] = ()
+
+    def to_message(self) -> Message:
+        """The assistant `Message` to append to the conversation: reasoning (with the
+        provider's signature, sent back only to that provider), text and tool calls."""
+        return assistant_message(self.content, self.tool_calls, self.reasoning_parts, self.reasoning)
 
 
 @final
@@ -253,7 +267,9 @@ class Request:
     """A validated, provider-neutral request, as providers receive it.
 
     `system` holds the system text gathered from system messages and the `system=`
-    option; `messages` holds only user and assistant turns. `model` and
+    option; `messages` holds only user, assistant and tool turns. `tools`,
+    `tool_choice`, `parallel_tool_calls`, `reasoning_effort` and `cache` (a
+    prompt-cache breakpoint after the system text) are the conversation options. `model` and
     `max_tokens` are None when the provider's configured values apply.
     """
 
@@ -264,3 +280,9 @@ class Request:
     temperature: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     request_id: str = ""
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None
+    cache: bool = False
+    system_cache: bool = False

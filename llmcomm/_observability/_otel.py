@@ -67,7 +67,7 @@ def _version() -> str:
 
 def _messages(request: Request) -> str:
     return orjson.dumps(
-        [{"role": m.role, "parts": [{"type": "text", "content": m.content}]} for m in request.messages]
+        [{"role": m.role, "parts": [{"type": "text", "content": m.text}]} for m in request.messages]
     ).decode()
 
 

@@ -290,9 +290,9 @@ def render_prompt(messages: Sequence[Message]) -> str:
     """The text written to the CLI's stdin: see `ClaudeCLIProvider` for the format."""
     *history, last = messages
     if not history:
-        return last.content
-    turns = "\n\n".join(f"{'Human' if m.role == 'user' else 'Assistant'}: {m.content}" for m in history)
-    return f"<transcript>\n{turns}\n</transcript>\n\n{last.content}"
+        return last.text
+    turns = "\n\n".join(f"{'Human' if m.role == 'user' else 'Assistant'}: {m.text}" for m in history)
+    return f"<transcript>\n{turns}\n</transcript>\n\n{last.text}"
 
 
 @final

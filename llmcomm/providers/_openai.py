@@ -52,7 +52,7 @@ class OpenAIProvider:
 
     def build_body(self, request: Request) -> dict[str, Any]:
         """The Chat Completions body for `request`."""
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
         messages += [{"role": m.role, "content": m.content} for m in request.messages]
