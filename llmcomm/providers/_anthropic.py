@@ -16,6 +16,7 @@ import httpx2
 from .._config import ProviderConfig
 from .._types import ChunkBatch, Request, StreamChunk
 from .._wire._anthropic import AnthropicDecoder
+from .._wire._anthropic_body import anthropic_body
 from ._base import flatten
 from ._http import map_sdk_errors, sdk_arguments, sdk_client_options
 from ._streaming import read_reply
@@ -55,14 +56,13 @@ class AnthropicProvider:
 
     def build_body(self, request: Request) -> dict[str, Any]:
         """The Messages API body for `request`."""
-        body: dict[str, Any] = {
-            "model": request.model or self.model,
-            "max_tokens": request.max_tokens or self.config.max_tokens,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "stream": True,
-        }
-        if request.system:
-            body["system"] = request.system
+        body = anthropic_body(
+            request,
+            model=request.model or self.model,
+            max_tokens=request.max_tokens or self.config.max_tokens,
+            provider=self.name,
+        )
+        body["stream"] = True
         if request.temperature is not None:
             body["temperature"] = request.temperature
         body.update(request.extra)

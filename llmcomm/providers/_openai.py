@@ -16,6 +16,7 @@ import httpx2
 from .._config import ProviderConfig
 from .._types import ChunkBatch, Request, StreamChunk
 from .._wire._openai import OpenAIDecoder
+from .._wire._openai_body import openai_fields, openai_messages
 from ._base import flatten
 from ._http import map_sdk_errors, sdk_arguments, sdk_client_options
 from ._streaming import read_reply
@@ -52,13 +53,9 @@ class OpenAIProvider:
 
     def build_body(self, request: Request) -> dict[str, Any]:
         """The Chat Completions body for `request`."""
-        messages: list[dict[str, Any]] = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
         body: dict[str, Any] = {
             "model": request.model or self.model,
-            "messages": messages,
+            "messages": openai_messages(request, self.name),
             "max_tokens": request.max_tokens or self.config.max_tokens,
             "stream": True,
         }
@@ -66,6 +63,7 @@ class OpenAIProvider:
             body["stream_options"] = {"include_usage": True}
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        body.update(openai_fields(request))
         body.update(request.extra)
         return body
 
