@@ -42,6 +42,7 @@ from ._errors import (
     StreamInterruptedError,
 )
 from ._events import NullObserver, Observer
+from ._messages import assemble
 from ._retry import CooldownTracker, RetryHandler
 from ._types import Attempt, AttemptOutcome, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo, is_progress
 from .providers._base import BaseProvider, stream_batches
@@ -58,6 +59,7 @@ class _Attempt:
 
     __slots__ = (
         "blocked",
+        "chunks",
         "closing",
         "decided",
         "ended",
@@ -88,6 +90,7 @@ class _Attempt:
         self.stopped_by_manager = False
         self.blocked = False
         self.parts: list[str] = []
+        self.chunks: list[StreamChunk] = []  # for what the reply holds besides text (assemble)
         self.closing: StreamChunk | None = None
         self.last_progress = started
 
@@ -391,6 +394,7 @@ class ProviderManager:
             finish_reason=closing.finish_reason if closing else None,
             time_to_first_token=(winner.started - call.started) + (winner.time_to_first_token or 0.0),
             attempts=call.attempt_records(),
+            **assemble(winner.chunks).response_fields(),
         )
         self.observer.request_end(call.request, call.response)
 
@@ -447,6 +451,7 @@ class ProviderManager:
 def _remember(attempt: _Attempt, batch: ChunkBatch) -> None:
     if batch:
         attempt.parts += [chunk.text for chunk in batch]
+        attempt.chunks += batch
         if not is_progress(batch[-1]):  # the closing chunk is always a stream's last
             attempt.closing = batch[-1]
 

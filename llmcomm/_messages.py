@@ -218,6 +218,17 @@ class Assembled:
     raw_finish_reason: str | None = None
     provider_request_id: str | None = None
 
+    def response_fields(self) -> dict[str, Any]:
+        """These facts as `LLMResponse` keyword arguments."""
+        return {
+            "tool_calls": self.tool_calls,
+            "reasoning": self.reasoning,
+            "reasoning_parts": self.reasoning_parts,
+            "refusal": self.refusal,
+            "raw_finish_reason": self.raw_finish_reason,
+            "provider_request_id": self.provider_request_id,
+        }
+
 
 def assemble(chunks: Iterable[StreamChunk]) -> Assembled:
     """The tool calls, reasoning and closing facts of one reply, from its chunks in order.
