@@ -33,6 +33,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._capabilities import skip_unsupported
 from ._errors import (
     AllProvidersFailedError,
     InvalidRequestError,
@@ -225,10 +226,11 @@ class ProviderManager:
         return next((a.provider.name for a in call.attempts if a.won), None)
 
     def _plan(self, call: Call) -> deque[BaseProvider]:
+        providers = skip_unsupported(call.request, call.providers, call.skipped)  # capability planning
         if len(call.providers) == 1 and len(self.providers) > 1:
-            return deque(call.providers)  # forced with provider=: the caller's choice beats cooldown
+            return deque(providers)  # forced with provider=: the caller's choice beats cooldown
         order: deque[BaseProvider] = deque()
-        for provider in call.providers:
+        for provider in providers:
             taken = self.cooldown.acquire(provider.name)
             if taken == "probe":
                 call.probes.append(provider.name)
