@@ -247,7 +247,10 @@ def assemble(chunks: Iterable[StreamChunk]) -> Assembled:
     for chunk in chunks:
         if chunk.reasoning:
             thoughts.append(chunk.reasoning)
-        delta = chunk.tool_call
+        extras = chunk.extras
+        if extras is None:  # a text chunk: nothing more to read
+            continue
+        delta = extras.tool_call
         if delta is not None:
             if delta.call is not None:
                 calls[delta.index] = delta.call
@@ -257,14 +260,14 @@ def assemble(chunks: Iterable[StreamChunk]) -> Assembled:
                     old = heads.get(delta.index, ("", ""))
                     heads[delta.index] = (delta.id or old[0], delta.name or old[1])
                 open_calls.setdefault(delta.index, []).append(delta.arguments)
-        if chunk.reasoning_part is not None:
-            parts.append(chunk.reasoning_part)
-        if chunk.raw_finish_reason is not None:
-            raw_finish = chunk.raw_finish_reason
-        if chunk.provider_request_id is not None:
-            request_id = chunk.provider_request_id
-        if chunk.refusal:
-            refusal = (refusal or "") + chunk.refusal
+        if extras.reasoning_part is not None:
+            parts.append(extras.reasoning_part)
+        if extras.raw_finish_reason is not None:
+            raw_finish = extras.raw_finish_reason
+        if extras.provider_request_id is not None:
+            request_id = extras.provider_request_id
+        if extras.refusal:
+            refusal = (refusal or "") + extras.refusal
     for index, pieces in open_calls.items():
         call_id, name = heads.get(index, ("", ""))
         arguments, raw = parse_arguments("".join(pieces))

@@ -141,21 +141,9 @@ def _usage(p: int, c: int, t: int, cr: int, cw: int, r: int) -> UsageInfo:
 
 @final
 @dataclass(frozen=True, slots=True)
-class StreamChunk:
-    """One piece of a streamed reply.
+class ChunkExtras:
+    """What a few chunks carry besides text and reasoning (see the `StreamChunk` properties)."""
 
-    `text` is answer text only; `reasoning` carries reasoning (thinking) deltas.
-    Both are empty on the closing chunk, which carries `finish_reason` and, when
-    the provider reports it, `usage`.
-    """
-
-    text: str
-    provider: str
-    model: str
-    index: int = 0
-    finish_reason: str | None = None
-    usage: UsageInfo | None = None
-    reasoning: str = ""
     tool_call: ToolCallDelta | None = None
     reasoning_part: ReasoningPart | None = None
     refusal: str = ""
@@ -163,12 +151,111 @@ class StreamChunk:
     provider_request_id: str | None = None
 
 
+@final
+@dataclass(frozen=True, slots=True, init=False, repr=False)
+class StreamChunk:
+    """One piece of a streamed reply.
+
+    `text` is answer text only; `reasoning` carries reasoning (thinking) deltas;
+    `tool_call` a piece of a tool call (`ToolCallDelta`); `refusal` a piece of an
+    OpenAI refusal; `reasoning_part` a whole reasoning block once it ends (with
+    Anthropic's signature). The closing chunk carries `finish_reason` (normalised:
+    stop, length, tool_calls, content_filter, refusal, other), the provider's own
+    `raw_finish_reason`, its `provider_request_id` and, when the provider reports
+    it, `usage`. The rarely set fields live in one `extras` object, so a text
+    chunk costs what it always did.
+    """
+
+    text: str
+    provider: str
+    model: str
+    index: int
+    finish_reason: str | None
+    usage: UsageInfo | None
+    reasoning: str
+    extras: ChunkExtras | None
+
+    def __init__(
+        self,
+        text: str,
+        provider: str,
+        model: str,
+        index: int = 0,
+        finish_reason: str | None = None,
+        usage: UsageInfo | None = None,
+        reasoning: str = "",
+        *,
+        tool_call: ToolCallDelta | None = None,
+        reasoning_part: ReasoningPart | None = None,
+        refusal: str = "",
+        raw_finish_reason: str | None = None,
+        provider_request_id: str | None = None,
+        extras: ChunkExtras | None = None,
+    ) -> None:
+        if extras is None and (
+            tool_call is not None
+            or reasoning_part is not None
+            or refusal
+            or raw_finish_reason is not None
+            or provider_request_id is not None
+        ):
+            extras = ChunkExtras(tool_call, reasoning_part, refusal, raw_finish_reason, provider_request_id)
+        store = object.__setattr__
+        store(self, "text", text)
+        store(self, "provider", provider)
+        store(self, "model", model)
+        store(self, "index", index)
+        store(self, "finish_reason", finish_reason)
+        store(self, "usage", usage)
+        store(self, "reasoning", reasoning)
+        store(self, "extras", extras)
+
+    @property
+    def tool_call(self) -> ToolCallDelta | None:
+        """A piece of a tool call, or None."""
+        return self.extras.tool_call if self.extras is not None else None
+
+    @property
+    def reasoning_part(self) -> ReasoningPart | None:
+        """A whole reasoning block, sent once it ended, or None."""
+        return self.extras.reasoning_part if self.extras is not None else None
+
+    @property
+    def refusal(self) -> str:
+        """A piece of a refusal ("" when none)."""
+        return self.extras.refusal if self.extras is not None else ""
+
+    @property
+    def raw_finish_reason(self) -> str | None:
+        """The provider's own finish reason (on the closing chunk)."""
+        return self.extras.raw_finish_reason if self.extras is not None else None
+
+    @property
+    def provider_request_id(self) -> str | None:
+        """The provider's id for the request (on the closing chunk, when it sent one)."""
+        return self.extras.provider_request_id if self.extras is not None else None
+
+    def __repr__(self) -> str:
+        shown = [f"text={self.text!r}", f"provider={self.provider!r}", f"model={self.model!r}", f"index={self.index}"]
+        shown += [
+            f"{name}={value!r}" for name in ("finish_reason", "usage") if (value := getattr(self, name)) is not None
+        ]
+        if self.reasoning:
+            shown.append(f"reasoning={self.reasoning!r}")
+        if self.extras is not None:
+            shown += [f"{name}={value!r}" for name in ChunkExtras.__slots__ if (value := getattr(self.extras, name))]
+        return f"StreamChunk({', '.join(shown)})"
+
+
 def is_progress(chunk: StreamChunk) -> bool:
     """Whether a chunk shows the provider is producing a reply: text, reasoning, a tool-call delta or a refusal.
 
     Progress wins the fallback race and resets the idle watchdog (DESIGN Part 2).
     """
-    return bool(chunk.text or chunk.reasoning or chunk.tool_call is not None or chunk.refusal)
+    if chunk.text or chunk.reasoning:
+        return True
+    extras = chunk.extras
+    return extras is not None and (extras.tool_call is not None or bool(extras.refusal))
 
 
 #: A run of chunks decoded from one network read. Built-in providers hand chunks to
@@ -187,11 +274,7 @@ class _ChunkDraft:
     finish_reason: str | None
     usage: UsageInfo | None
     reasoning: str
-    tool_call: ToolCallDelta | None
-    reasoning_part: ReasoningPart | None
-    refusal: str
-    raw_finish_reason: str | None
-    provider_request_id: str | None
+    extras: ChunkExtras | None
 
 
 def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChunk:
@@ -210,11 +293,7 @@ def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChu
     chunk.finish_reason = None
     chunk.usage = None
     chunk.reasoning = ""
-    chunk.tool_call = None
-    chunk.reasoning_part = None
-    chunk.refusal = ""
-    chunk.raw_finish_reason = None
-    chunk.provider_request_id = None
+    chunk.extras = None
     chunk.__class__ = StreamChunk  # type: ignore[assignment]
     return chunk  # type: ignore[return-value]
 

@@ -200,3 +200,17 @@ def test_tool_call_deltas_are_progress_and_text_chunks_stay_plain() -> None:
     assert is_progress(_delta(0, id="c1", name="f"))
     assert not is_progress(StreamChunk("", "p", "m", finish_reason="stop"))
     assert content_chunk("hi", "p", "m", 3) == StreamChunk("hi", "p", "m", 3)
+
+
+def test_a_chunks_rare_fields_survive_copying_and_show_in_its_repr() -> None:
+    import dataclasses
+    import pickle
+
+    chunk = StreamChunk("", "p", "m", 2, "tool_calls", raw_finish_reason="tool_use", provider_request_id="req_1")
+    assert pickle.loads(pickle.dumps(chunk)) == chunk
+    assert dataclasses.replace(chunk, index=3).raw_finish_reason == "tool_use"
+    assert repr(chunk) == (
+        "StreamChunk(text='', provider='p', model='m', index=2, finish_reason='tool_calls', "
+        "raw_finish_reason='tool_use', provider_request_id='req_1')"
+    )
+    assert StreamChunk("a", "p", "m").extras is None
