@@ -169,3 +169,15 @@ async def test_a_tool_conversation_goes_anthropic_then_openai_then_anthropic(ser
     assert to_claude[4]["content"] == [
         {"type": "tool_result", "tool_use_id": second.tool_calls[0].id, "content": "21 C"}
     ]
+
+
+def test_the_blocking_facade_takes_the_same_options(kind: Kind) -> None:
+    from llmcomm import SyncLLMCommunication
+
+    with FakeServer() as server:
+        server.enqueue(TWO_CALLS)
+        with SyncLLMCommunication(config(provider(server, kind))) as llm:
+            response = llm.generate_response("Weather?", tools=[WEATHER], tool_choice="required")
+    assert [c.arguments["city"] for c in response.tool_calls] == ["Paris", "Rome"]
+    choice = server.requests[-1].body["tool_choice"]
+    assert choice == ({"type": "any"} if kind == "anthropic" else "required")

@@ -239,3 +239,12 @@ def test_plain_text_still_takes_the_fast_path_unchanged() -> None:
     )
     assert [c.text for c in chunks] == ["a", "b", ""]
     assert all(c.tool_call is None and c.reasoning_part is None for c in chunks)
+
+
+def test_openai_compatible_calls_without_an_index_are_told_apart_by_id() -> None:
+    whole = [{"id": "c0", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}},
+             {"id": "c1", "type": "function", "function": {"name": "g", "arguments": "{}"}}]  # fmt: skip
+    body = OPENAI.start + openai_choice({"tool_calls": whole[:1]}) + openai_choice({"tool_calls": whole[1:]})
+    body += openai_choice({}, "tool_calls") + OPENAI.marker
+    done = [d for d in calls_of(decode(OPENAI.decoder(), body)) if d.done]
+    assert [(d.index, d.call) for d in done] == [(0, ToolCall("c0", "f", {"a": 1})), (1, ToolCall("c1", "g", {}))]

@@ -17,10 +17,11 @@ from ._decoder import as_text
 class ToolCallState:
     """The calls of one reply that are still open, and how many have begun."""
 
-    __slots__ = ("_open", "began")
+    __slots__ = ("_open", "began", "last_key")
 
     def __init__(self) -> None:
         self.began = 0
+        self.last_key: object = None  # the key of the call that began last
         # key -> [ordinal, id, name, pieces]
         self._open: dict[object, tuple[int, list[str], list[str]]] = {}
 
@@ -39,6 +40,7 @@ class ToolCallState:
             state = (self.began, [call_id or "", name], [])
             self._open[key] = state
             self.began += 1
+            self.last_key = key
         else:
             head = state[1]
             if call_id is not None and not head[0]:

@@ -144,7 +144,9 @@ class OpenAIDecoder(StreamDecoder):
             if function is not None and not isinstance(function, dict):
                 raise MalformedEventError(f"a tool call's function is a {type(function).__name__}")
             function = function or {}
-            key = call.get("index", position)
+            key = call.get("index")
+            if key is None:  # servers that number no calls send each whole, with its id
+                key = call.get("id") or self._calls.last_key or position
             self._piece(append, self._calls.piece(key, call.get("id"), function.get("name"), function.get("arguments")))
 
     def _open_parts(self) -> ChunkBatch:
