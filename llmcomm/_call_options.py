@@ -34,6 +34,8 @@ def conversation_options(options: Mapping[str, Any], turns: Sequence[Message]) -
     wrong type.
     """
     fields: dict[str, Any] = {}
+    if CONVERSATION_OPTIONS.isdisjoint(options):
+        return fields
     raw_tools = options.get("tools")
     tools: tuple[Tool, ...] = ()
     if raw_tools is not None:

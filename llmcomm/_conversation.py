@@ -18,7 +18,18 @@ import orjson
 
 from ._call_options import check_tool_call_id
 from ._errors import InvalidRequestError
-from ._messages import ROLES, DocumentPart, ImagePart, Message, Part, ReasoningPart, TextPart, ToolCall, parse_arguments
+from ._messages import (
+    ROLES,
+    DocumentPart,
+    ImagePart,
+    Message,
+    Part,
+    ReasoningPart,
+    TextPart,
+    ToolCall,
+    parse_arguments,
+    text_message,
+)
 
 __all__ = ["check_encodable", "conversation", "to_message"]
 
@@ -47,7 +58,7 @@ def conversation(prompt_or_messages: object, system_option: object) -> tuple[str
         if not prompt_or_messages.strip():
             raise InvalidRequestError("the prompt is empty; pass a non-empty string")
         check_encodable(prompt_or_messages, "the prompt")
-        messages = [Message("user", prompt_or_messages)]
+        messages = [text_message("user", prompt_or_messages)]
     elif isinstance(prompt_or_messages, bytes | Mapping) or not isinstance(prompt_or_messages, Iterable):
         raise InvalidRequestError(
             f"expected a prompt string or a list of messages, got {type(prompt_or_messages).__name__}"
@@ -56,7 +67,10 @@ def conversation(prompt_or_messages: object, system_option: object) -> tuple[str
         messages = [to_message(item, i) for i, item in enumerate(prompt_or_messages)]
     system_parts: list[str] = []
     system_cache = False
+    rich = False
     for m in messages:
+        if m.content.__class__ is not str or m.role == "tool":
+            rich = True
         if m.role == "system":
             if m.content.__class__ is not str and any(not isinstance(p, TextPart) for p in m.content):
                 raise InvalidRequestError(
@@ -80,7 +94,8 @@ def conversation(prompt_or_messages: object, system_option: object) -> tuple[str
         )
     if not any(m.content if m.content.__class__ is not str else m.content.strip() for m in turns):
         raise InvalidRequestError("every message is empty; give the user message some content")
-    _check_tool_results(turns)
+    if rich:
+        _check_tool_results(turns)
     return "\n\n".join(system_parts) or None, system_cache, turns
 
 
@@ -96,21 +111,28 @@ def _check_tool_results(turns: Sequence[Message]) -> None:
             )
 
 
+#: the keys of a dict that is a plain text message
+_PLAIN_KEYS = frozenset(("role", "content", "name"))
+
+
 def to_message(item: object, position: int) -> Message:
     """One message from a `Message`, a dict or an object with `.role`/`.content`."""
     role: object
     content: object
     name: object
-    if isinstance(item, Message):
+    extras: tuple[object, object, object] | None = None
+    if item.__class__ is Message:  # the common cases first, without an ABC check
         role, content, name = item.role, item.content, item.name
-        extras: tuple[object, object, object] = (item.tool_calls, item.tool_call_id, item.is_error)
-    elif isinstance(item, Mapping):
+        if item.tool_calls or item.tool_call_id is not None or item.is_error:
+            extras = (item.tool_calls, item.tool_call_id, item.is_error)
+    elif item.__class__ is dict or isinstance(item, Mapping):
         if "role" not in item or ("content" not in item and not item.get("tool_calls")):
             raise InvalidRequestError(
                 f"message {position} needs 'role' and 'content' keys, got {sorted(map(str, item))}"
             )
         role, content, name = item["role"], item.get("content"), item.get("name")
-        extras = (item.get("tool_calls"), item.get("tool_call_id"), item.get("is_error", False))
+        if not item.keys() <= _PLAIN_KEYS:
+            extras = (item.get("tool_calls"), item.get("tool_call_id"), item.get("is_error", False))
     elif hasattr(item, "role") and hasattr(item, "content"):
         role, content, name = item.role, item.content, getattr(item, "name", None)
         extras = (
@@ -122,7 +144,7 @@ def to_message(item: object, position: int) -> Message:
         raise InvalidRequestError(
             f"message {position} is a {type(item).__name__}; pass a Message, a dict or an object with .role and .content"
         )
-    if not isinstance(role, str) or role not in ROLES:
+    if role.__class__ is not str or role not in ROLES:
         raise InvalidRequestError(
             f"message {position} has role {role!r}; use one of 'system', 'user', 'assistant', 'tool'"
         )
@@ -130,12 +152,12 @@ def to_message(item: object, position: int) -> Message:
         if not isinstance(name, str):
             raise InvalidRequestError(f"message {position} name must be a str or None, got {type(name).__name__}")
         check_encodable(name, f"message {position} name")
-    if content.__class__ is str and role != "tool" and not any(extras[:2]) and not extras[2]:
+    if content.__class__ is str and role != "tool" and (extras is None or not (extras[0] or extras[1] or extras[2])):
         check_encodable(content, f"message {position} content")
         if item.__class__ is Message:
             return item
-        return Message(role, content, name)  # type: ignore[arg-type]
-    return _rich_message(role, content, name, extras, position)
+        return text_message(role, content, name)
+    return _rich_message(role, content, name, extras or ((), None, False), position)
 
 
 def _rich_message(

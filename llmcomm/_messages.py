@@ -292,3 +292,33 @@ def assistant_message(
         return Message("assistant", content, tool_calls=tool_calls)
     parts: tuple[Part, ...] = (*reasoning, TextPart(content)) if content else tuple(reasoning)
     return Message("assistant", parts, tool_calls=tool_calls)
+
+
+class _MessageDraft:
+    """A `Message` under construction: the same slots, without the frozen `__setattr__`."""
+
+    __slots__ = Message.__slots__
+    role: str
+    content: str
+    name: str | None
+    tool_calls: tuple[ToolCall, ...]
+    tool_call_id: str | None
+    is_error: bool
+
+
+def text_message(role: str, content: str, name: str | None = None) -> Message:
+    """`Message(role, content, name)` for a checked text turn, built at the cost of a plain object.
+
+    A frozen dataclass sets each of its six fields through `object.__setattr__`;
+    the draft takes plain stores and then becomes a `Message` (equal to the
+    constructor's, and frozen like any other).
+    """
+    message = _MessageDraft()
+    message.role = role
+    message.content = content
+    message.name = name
+    message.tool_calls = ()
+    message.tool_call_id = None
+    message.is_error = False
+    message.__class__ = Message  # type: ignore[assignment]
+    return message  # type: ignore[return-value]

@@ -214,3 +214,12 @@ def test_a_chunks_rare_fields_survive_copying_and_show_in_its_repr() -> None:
         "raw_finish_reason='tool_use', provider_request_id='req_1')"
     )
     assert StreamChunk("a", "p", "m").extras is None
+
+
+def test_a_text_message_built_for_speed_is_the_constructors() -> None:
+    from llmcomm._messages import text_message
+
+    built = text_message("user", "hi", "ann")
+    assert built == Message("user", "hi", "ann")
+    assert type(built) is Message and hash(built) == hash(Message("user", "hi", "ann"))
+    assert build_request([{"role": "user", "content": "hi"}], {}).messages == (Message("user", "hi"),)
