@@ -20,9 +20,11 @@ from ._errors import ConfigurationError as ConfigurationError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import LLMException as LLMException
 from ._errors import LLMTimeoutError as LLMTimeoutError
+from ._errors import OutputValidationError as OutputValidationError
 from ._errors import ProviderUnavailableError as ProviderUnavailableError
 from ._errors import RateLimitError as RateLimitError
 from ._errors import StreamInterruptedError as StreamInterruptedError
+from ._errors import ToolLoopError as ToolLoopError
 from ._events import Observer as Observer
 from ._manager import ProviderManager as ProviderManager
 from ._messages import DocumentPart as DocumentPart
@@ -103,6 +105,7 @@ __all__ = [
     "Observer",
     "OpenAIProvider",
     "OpenTelemetry",
+    "OutputValidationError",
     "ProviderConfig",
     "ProviderManager",
     "ProviderUnavailableError",
@@ -122,6 +125,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallDelta",
+    "ToolLoopError",
     "UsageInfo",
     "current_request_id",
     "enable_legacy_log_file",

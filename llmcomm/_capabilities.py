@@ -24,11 +24,11 @@ CAPABILITIES: Final[frozenset[str]] = frozenset(
 )
 
 #: what each kind can take by default. No kind has `prefill`: current models reject a
-#: trailing assistant turn. The CLI provider sends text only so far.
+#: trailing assistant turn. The CLI provider sends text and `--json-schema`.
 DEFAULT_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
     "anthropic": frozenset(("tools", "images", "documents", "response_format", "reasoning")),
     "openai": frozenset(("tools", "images", "documents", "response_format", "reasoning")),
-    "claude_cli": frozenset(),
+    "claude_cli": frozenset(("response_format",)),
 }
 
 
@@ -37,6 +37,8 @@ def requirements(request: Request) -> frozenset[str]:
     needs: set[str] = set()
     if request.tools:
         needs.add("tools")
+    if request.response_format is not None:
+        needs.add("response_format")
     if request.reasoning_effort not in (None, "none"):
         needs.add("reasoning")
     for m in request.messages:

@@ -204,7 +204,26 @@ class LLMCommunication:
         return LLMStream(start)
 
     async def generate_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
-        """The whole reply as an `LLMResponse` (streamed underneath, so fallback applies)."""
+        """The whole reply as an `LLMResponse` (streamed underneath, so fallback applies).
+
+        With `response_format=` (a pydantic model, a `TypeAdapter`-able type or a
+        JSON Schema dict) the reply is validated into `parsed`; an invalid one is
+        asked again of the same provider `output_retries` times (default 1), then
+        of the next provider, and in the end raises `OutputValidationError`.
+        """
+        if options.get("response_format") is not None or "output_retries" in options:
+            from ._structured_call import structured_response
+
+            return await structured_response(self._one_response, messages, options, self._provider_order)
+        return await self._one_response(messages, **options)
+
+    def _provider_order(self, messages: object, options: dict[str, Any]) -> tuple[str, ...]:
+        from ._capabilities import plan, requirements
+
+        usable, _ = plan(requirements(build_request(messages, options)), self.manager.providers)
+        return tuple(p.name for p in usable)
+
+    async def _one_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
         if options.get("request_id") is None:
             options["request_id"] = new_request_id()
         stream = self.generate_stream(messages, **options)

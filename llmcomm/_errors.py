@@ -8,7 +8,9 @@
     ├── ProviderUnavailableError      5xx, 529 overloaded, refused or dropped connections
     ├── LLMTimeoutError               the call's deadline passed (also a builtin TimeoutError)
     ├── StreamInterruptedError        failure after the first chunk: partial_text
-    └── AllProvidersFailedError       every provider failed: errors, one per attempt
+    ├── AllProvidersFailedError       every provider failed: errors, one per attempt
+    ├── OutputValidationError         a reply does not match response_format: content, errors, attempts
+    └── ToolLoopError                 run_tools went past max_steps: messages (the conversation so far)
 
 No `ExceptionGroup` and no raw SDK, httpx2 or OS exception reaches a caller: each
 provider maps its failures once, and the original is kept as `__cause__`.
@@ -16,7 +18,8 @@ provider maps its failures once, and the original is kept as `__cause__`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class LLMException(Exception):
@@ -122,3 +125,41 @@ class AllProvidersFailedError(LLMException):
             request_id=request_id,
             retryable=any(e.retryable for e in self.errors),
         )
+
+
+class OutputValidationError(LLMException):
+    """A reply did not match the call's `response_format`, on every turn tried.
+
+    `content` is the raw text of the last reply, `errors` the validation errors
+    (dicts with `loc`, `msg`, `type`), `attempts` how many replies were tried,
+    `finish_reason` the last reply's (normalised) finish reason.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        content: str = "",
+        errors: Sequence[Mapping[str, Any]] = (),
+        attempts: int = 1,
+        finish_reason: str | None = None,
+        provider: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, request_id=request_id)
+        self.content = content
+        self.errors = [dict(e) for e in errors]
+        self.attempts = attempts
+        self.finish_reason = finish_reason
+
+
+class ToolLoopError(LLMException):
+    """`run_tools` asked the model more than `max_steps` times without a final answer.
+
+    `messages` holds the conversation so far (the tool calls and results
+    included), to inspect or to continue with a higher `max_steps`.
+    """
+
+    def __init__(self, message: str, *, messages: Sequence[Any] = (), request_id: str | None = None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.messages = tuple(messages)

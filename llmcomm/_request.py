@@ -12,12 +12,14 @@ from typing import Any
 from ._call_options import CONVERSATION_OPTIONS, conversation_options
 from ._conversation import check_encodable, conversation
 from ._errors import InvalidRequestError
+from ._structured import output_format
 from ._types import Request
 
 #: options every call accepts; anything else is refused, so a typo never passes silently
 CALL_OPTIONS = (
     frozenset({"model", "max_tokens", "temperature", "system", "provider", "timeout", "request_id", "extra"})
     | CONVERSATION_OPTIONS
+    | {"response_format"}
 )
 
 
@@ -44,6 +46,7 @@ def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Req
         extra=_extra(options.get("extra")),
         request_id=_optional_str(options, "request_id") or new_request_id(),
         **conversation_options(options, turns),
+        response_format=None if options.get("response_format") is None else output_format(options["response_format"]),
     )
 
 

@@ -16,6 +16,7 @@ import anyio
 
 from ._errors import LLMException
 from ._manager import Call
+from ._structured_call import with_parsed
 from ._types import LLMResponse, StreamChunk
 
 #: how long closing a stream waits for the upstream request to be torn down
@@ -101,7 +102,7 @@ class LLMStream:
                 await call.done.wait()
         if call.error is not None:
             raise call.error
-        self.response = call.response
+        self.response = with_parsed(call.request, call.response)  # a response_format is checked at the end
 
     async def aclose(self) -> None:
         """Stop the call and close its upstream connection (idempotent)."""

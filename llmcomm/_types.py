@@ -10,6 +10,7 @@ from ._messages import ROLES as ROLES
 from ._messages import Message as Message
 from ._messages import ReasoningPart, Tool, ToolCall, ToolCallDelta, assistant_message
 from ._messages import Role as Role
+from ._structured import OutputFormat
 
 AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown", "skipped-unsupported"]
 
@@ -333,6 +334,10 @@ class LLMResponse:
     raw_finish_reason: str | None = None
     provider_request_id: str | None = None
     reasoning_parts: tuple[ReasoningPart, ...] = ()
+    #: the validated value of a call with `response_format` (None without one, or on a refusal)
+    parsed: Any = None
+    #: the whole exchange of `run_tools` (the caller's turns, each reply and each tool result)
+    messages: tuple[Message, ...] = ()
 
     def to_message(self) -> Message:
         """The assistant `Message` to append to the conversation: reasoning (with the
@@ -365,3 +370,5 @@ class Request:
     reasoning_effort: str | None = None
     cache: bool = False
     system_cache: bool = False
+    #: the checked `response_format` (sent natively by each wire), or None
+    response_format: OutputFormat | None = None

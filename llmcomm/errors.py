@@ -6,9 +6,11 @@ from ._errors import ConfigurationError as ConfigurationError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import LLMException as LLMException
 from ._errors import LLMTimeoutError as LLMTimeoutError
+from ._errors import OutputValidationError as OutputValidationError
 from ._errors import ProviderUnavailableError as ProviderUnavailableError
 from ._errors import RateLimitError as RateLimitError
 from ._errors import StreamInterruptedError as StreamInterruptedError
+from ._errors import ToolLoopError as ToolLoopError
 from ._errors import __doc__ as _tree
 
 __doc__ = _tree
@@ -19,7 +21,9 @@ __all__ = [
     "InvalidRequestError",
     "LLMException",
     "LLMTimeoutError",
+    "OutputValidationError",
     "ProviderUnavailableError",
     "RateLimitError",
     "StreamInterruptedError",
+    "ToolLoopError",
 ]

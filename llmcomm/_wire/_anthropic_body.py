@@ -13,6 +13,8 @@
   `disable_parallel_tool_use`; `reasoning_effort` is adaptive thinking with
   `output_config.effort` (`none`: thinking disabled), or a thinking budget on
   models that take only that; a forced tool choice is never sent with thinking.
+- `response_format` is `output_config.format` (`json_schema`), the schema made
+  strict as the anthropic SDK's `transform_schema` does.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ def anthropic_body(request: Request, *, model: str, max_tokens: int, provider: s
         body["tool_choice"] = choice
     if request.reasoning_effort is not None:
         _reasoning(body, request.reasoning_effort, model, max_tokens, forced)
+    if request.response_format is not None:  # beside any effort, in the same output_config
+        fmt = {"type": "json_schema", "schema": request.response_format.anthropic_schema}
+        body["output_config"] = {**body.get("output_config", {}), "format": fmt}
     return body
 
 

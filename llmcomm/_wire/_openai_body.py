@@ -9,6 +9,8 @@
   results follow it as one user message, since a tool message holds text only.
 - `tool_choice` is sent as is, a tool's name as `{"type": "function", ...}`;
   `parallel_tool_calls` and `reasoning_effort` as they are.
+- `response_format` is `{"type": "json_schema", "json_schema": {name, schema,
+  strict: true}}`, the schema made strict as the openai SDK's parse helper does.
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ def openai_fields(request: Request) -> dict[str, Any]:
             fields["parallel_tool_calls"] = request.parallel_tool_calls
     if request.reasoning_effort is not None:
         fields["reasoning_effort"] = request.reasoning_effort
+    if request.response_format is not None:
+        fmt = request.response_format
+        fields["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": fmt.name, "schema": fmt.openai_schema, "strict": True},
+        }
     return fields
 
 

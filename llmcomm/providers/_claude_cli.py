@@ -161,6 +161,8 @@ class ClaudeCLIProvider:
                 argv += ["--system-prompt-file", str(workdir.write_system(request.system))]
             else:
                 argv += ["--system-prompt", request.system]
+        if request.response_format is not None:  # the CLI validates the reply against it itself
+            argv += ["--json-schema", orjson.dumps(request.response_format.anthropic_schema).decode()]
         return argv
 
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
@@ -356,6 +358,9 @@ class _CLIStream:
         # deltas may fall short of the final text. When they are its beginning, the
         # rest is sent; when they say something else, what was sent cannot be taken
         # back and nothing more is sent (the final text stays in `last_result`).
+        structured = result.get("structured_output")  # with --json-schema the value comes here, not as text
+        if structured is not None and not streamed:
+            final = orjson.dumps(structured).decode()
         if isinstance(final, str) and final.startswith(streamed) and (rest := self._text(final[len(streamed) :])):
             yield rest
         reason = _first_str(result.get("stop_reason"), self.stop_reason, result.get("terminal_reason")) or "end_turn"
