@@ -223,6 +223,21 @@ class LLMCommunication:
         usable, _ = plan(requirements(build_request(messages, options)), self.manager.providers)
         return tuple(p.name for p in usable)
 
+    async def run_tools(
+        self, messages: str | MessagesLike, *, tools: Iterable[Any], max_steps: int = 8, **options: Any
+    ) -> LLMResponse:
+        """Call the model and run the Python functions it asks for until it answers without tool calls.
+
+        Each step is a normal call (fallback, hooks and metrics see it); sync
+        functions run in a worker thread, async ones are awaited, the calls of
+        one step run concurrently; a tool's exception goes back to the model as
+        an error result. The reply's `messages` holds the whole exchange. Raises
+        `ToolLoopError` after `max_steps` rounds of tool calls.
+        """
+        from ._tools import run_tools
+
+        return await run_tools(self.generate_response, messages, tools=tools, max_steps=max_steps, **options)
+
     async def _one_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
         if options.get("request_id") is None:
             options["request_id"] = new_request_id()

@@ -18,7 +18,7 @@ import queue
 import sys
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import partial
 from types import TracebackType
 from typing import Any, Final, TypeVar, final
@@ -247,6 +247,12 @@ class SyncLLMCommunication:
         Options as for `LLMCommunication.generate_stream`.
         """
         return self._call(lambda llm: llm.generate_response(messages, **options))
+
+    def run_tools(
+        self, messages: str | MessagesLike, *, tools: Iterable[Any], max_steps: int = 8, **options: Any
+    ) -> LLMResponse:
+        """`LLMCommunication.run_tools`, blocking: the tool loop, its functions run in worker threads."""
+        return self._call(lambda llm: llm.run_tools(messages, tools=tools, max_steps=max_steps, **options))
 
     def generate_text(self, prompt: str | MessagesLike, **options: Any) -> str:
         """The reply's text."""
