@@ -49,6 +49,8 @@ def examples(session: nox.Session) -> None:
     session.run("python", "examples/service_factory.py")
     session.run("python", "examples/tool_calling.py")
     session.run("python", "examples/images.py")
+    session.run("python", "examples/structured_output.py")
+    session.run("python", "examples/tool_loop.py")
     session.run("llmcomm", "demo")
 
 
