@@ -31,6 +31,7 @@ from ._errors import (
     InvalidRequestError,
     LLMException,
     LLMTimeoutError,
+    OutputValidationError,
     ProviderUnavailableError,
     RateLimitError,
     StreamInterruptedError,
@@ -112,6 +113,8 @@ def _hint(error: LLMException) -> str:
         return "run `llmcomm providers` to probe each provider"
     if isinstance(error, InvalidRequestError):
         return "fix the request and try again"
+    if isinstance(error, OutputValidationError):
+        return f"the last reply was: {error.content[:200]!r}"
     return ""
 
 
@@ -148,6 +151,9 @@ def _ask_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="after the reply, show provider, tokens and timings on stderr"
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    from ._cli_structured import add_arguments
+
+    add_arguments(parser)  # --json-schema FILE, --schema JSON, -i/--image PATH
     return parser
 
 
@@ -192,7 +198,14 @@ def _run_ask(argv: list[str]) -> int:
         )
         if value is not None
     }
-    response = anyio.run(_ask, prompt, options, not args.no_stream)
+    from ._cli_structured import print_parsed, request_from
+
+    messages, more = request_from(args, prompt)
+    options.update(more)
+    if "response_format" in options:  # the JSON is printed once complete and validated
+        response = anyio.run(_ask, messages, options, False, print_parsed)
+    else:
+        response = anyio.run(_ask, messages, options, not args.no_stream)
     if args.verbose and response is not None:
         print(summarize(response), file=sys.stderr)
     return EXIT_OK
@@ -230,15 +243,20 @@ def _read_piped(stdin: TextIO | None) -> str | None:
         return None
 
 
-async def _ask(prompt: str, options: dict[str, Any], stream: bool) -> LLMResponse | None:
+async def _ask(
+    prompt: object, options: dict[str, Any], stream: bool, show: Callable[[LLMResponse], None] | None = None
+) -> LLMResponse | None:
     async with LLMCommunication() as llm:
         if not stream:
-            response = await llm.generate_response(prompt, **options)
-            _emit(response.content, end=True)
+            response = await llm.generate_response(prompt, **options)  # type: ignore[arg-type]
+            if show is not None:
+                show(response)
+            else:
+                _emit(response.content, end=True)
             return response
         last = "\n"
         try:
-            async with llm.generate_stream(prompt, **options) as reply:
+            async with llm.generate_stream(prompt, **options) as reply:  # type: ignore[arg-type]
                 async for chunk in reply:
                     if chunk.text:
                         sys.stdout.write(chunk.text)
