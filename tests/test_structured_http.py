@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
 import pydantic
 import pytest
 
@@ -16,7 +17,7 @@ from llmcomm import (
 )
 from llmcomm.testing import FakeServer, Script
 
-from .helpers import config, provider
+from .helpers import config, provider, refused_url
 
 pytestmark = pytest.mark.anyio
 
@@ -197,3 +198,30 @@ def test_cli_provider_takes_response_format_by_default() -> None:
         kind = "claude_cli"
 
     assert "response_format" in capabilities_of(Stub())
+
+
+async def test_an_openai_refusal_gives_parsed_none_without_a_retry(server: FakeServer) -> None:
+    refusal = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "message": refusal, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+    }
+    server.enqueue(Script(body_override=orjson.dumps(body), content_type="application/json"))
+    async with LLMCommunication(config(provider(server, "openai"))) as llm:
+        response = await llm.generate_response("City?", response_format=City)
+    assert (response.parsed, response.refusal) == (None, "I can't help with that.")
+    assert len(server.requests) == 1
+
+
+async def test_a_failing_retry_moves_on_and_earlier_failed_providers_are_not_asked(server: FakeServer) -> None:
+    server.enqueue(Script(text="nope"), Script(status=500), Script(text=GOOD))
+    down = ProviderConfig(name="down", kind="openai", base_url=refused_url("openai"), api_key="sk-x")
+    providers = (down, provider(server, "anthropic", name="b"), provider(server, "openai", name="c"))
+    async with LLMCommunication(config(*providers)) as llm:
+        response = await llm.generate_response("City?", response_format=City)
+    assert response.provider == "c" and response.parsed == City(name="Oslo", population=709000)
+    assert [r.path for r in server.requests] == ["/v1/messages", "/v1/messages", "/v1/chat/completions"]
