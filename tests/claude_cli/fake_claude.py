@@ -39,7 +39,7 @@ import time
 from typing import Any
 
 REQUIRED = ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
-REQUIRED_PAIRS = {"--tools": "", "--max-turns": "1", "--output-format": "stream-json"}
+REQUIRED_PAIRS = {"--tools": "", "--max-turns": "1", "--output-format": "stream-json", "--input-format": "stream-json"}
 REQUIRED_FLAGS = ["--no-session-persistence", "--strict-mcp-config", "--model"]
 SESSION = "00000000-0000-4000-8000-000000000000"
 MODEL = "fake-model-1"
@@ -70,7 +70,27 @@ def check_argv(argv: list[str]) -> str | None:
     return None
 
 
-def record(argv: list[str], prompt: str) -> None:
+def user_text(stdin: str) -> tuple[str, list[Any]]:
+    """The text of the one `user` message of `--input-format stream-json` stdin, and its blocks."""
+    lines = [json.loads(line) for line in stdin.splitlines() if line.strip()]
+    users = [line for line in lines if line.get("type") == "user"]
+    if len(users) != 1 or len(lines) != 1:
+        raise SystemExit(f"error: expected one user message on stdin, got {stdin[:200]!r}")
+    content = users[0]["message"]["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    return "".join(block["text"] for block in blocks if block.get("type") == "text"), blocks
+
+
+def system_prompt(argv: list[str]) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg.startswith("--system-prompt="):
+            return arg.partition("=")[2]
+        if arg == "--system-prompt":
+            return argv[index + 1]
+    return None
+
+
+def record(argv: list[str], prompt: str, blocks: list[Any]) -> None:
     path = os.environ.get("FAKE_CLAUDE_RECORD")
     if not path:
         return
@@ -80,6 +100,8 @@ def record(argv: list[str], prompt: str) -> None:
         "argv": argv,
         "env": dict(os.environ),
         "stdin": prompt,
+        "blocks": blocks,
+        "system": system_prompt(argv),
         "pid": os.getpid(),
         "pgid": os.getpgid(0),
         "cwd": os.getcwd(),
@@ -166,8 +188,9 @@ def reply(text: str) -> None:
 
 def main() -> int:
     argv = sys.argv[1:]
-    prompt = sys.stdin.read()  # to EOF: a caller that never closes stdin hangs here
-    record(argv, prompt)
+    stdin = sys.stdin.read()  # to EOF: a caller that never closes stdin hangs here
+    prompt, blocks = user_text(stdin)
+    record(argv, prompt, blocks)
     problem = check_argv(argv)
     if problem:
         sys.stderr.write(problem + "\n")

@@ -1,0 +1,241 @@
+"""The `claude` child process: its scratch directory, its launch under a watchdog, its end.
+
+Every child starts through a small launcher (`python -I -S -c _LAUNCHER`) that
+forks a watchdog and then execs the CLI, so the CLI keeps the pid (and the
+process group) the caller started. The watchdog holds the read end of a pipe
+whose only write end stays in the calling process: when that end closes, because
+the call is over or because the calling process died (even by SIGKILL, when no
+`finally` runs), the watchdog kills the CLI and its process group and removes the
+call's scratch directory. Unlike a parent-death signal (`PR_SET_PDEATHSIG`), this
+does not depend on which thread spawned the child: trio spawns children from a
+worker thread that may exit long before the stream ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, final
+
+import anyio
+from anyio.abc import Process
+
+#: how long a child may take to exit after SIGTERM before it gets SIGKILL
+TERM_GRACE = 1.0
+#: how long the child may take to exit on its own once its stdout has ended
+EXIT_GRACE = 1.0
+#: the most any shutdown may take, however stuck the child is
+SHUTDOWN_BOUND = 5.0
+#: how much of the child's stderr is read back for an error message
+STDERR_TAIL_BYTES = 4096
+#: the prefix of every call's scratch directory under the temporary directory
+SCRATCH_PREFIX = "llmcomm-claude-"
+
+# argv: FD SCRATCH CLI ARGS... The launcher forks twice so the watchdog is adopted
+# by init at once (never a child of the CLI), waits for that first fork, and execs
+# the CLI. The watchdog ignores the polite signals a shutdown sends the group, reads
+# its pipe to EOF, then SIGKILLs the CLI (its pid cannot be reused while the
+# watchdog is in its process group), waits up to 2 s for it to die, removes the
+# scratch directory, and SIGKILLs what is left of the group, itself included.
+_LAUNCHER = """\
+import os, sys
+fd, scratch, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+leader = os.getpid()
+first = os.fork()
+if first == 0:
+    try:
+        if os.fork() == 0:
+            import shutil, signal, time
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+            null = os.open(os.devnull, os.O_RDWR)
+            for target in (0, 1, 2):
+                os.dup2(null, target)
+            try:
+                while os.read(fd, 512):
+                    pass
+            except OSError:
+                pass
+            try:
+                os.kill(leader, signal.SIGKILL)
+            except OSError:
+                pass
+            for _ in range(200):
+                try:
+                    with open(f"/proc/{leader}/stat") as stat:
+                        if stat.read().rpartition(")")[2].split()[0] in ("Z", "X"):
+                            break
+                except OSError:
+                    break
+                time.sleep(0.01)
+            shutil.rmtree(scratch, ignore_errors=True)
+            os.killpg(leader, signal.SIGKILL)
+    finally:
+        os._exit(0)
+os.waitpid(first, 0)
+os.close(fd)
+try:
+    os.execv(argv[0], argv)
+except OSError as exc:
+    sys.stderr.write(f"cannot run {argv[0]}: {exc}\\n")
+    sys.stderr.flush()
+    os._exit(127)
+"""
+
+
+@final
+class Workdir:
+    """One call's private scratch directory: HOME, temp files and the child's stderr."""
+
+    __slots__ = ("home", "root", "run", "stderr", "tmp")
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "home"
+        self.tmp = root / "tmp"
+        self.run = root / "run"
+        self.stderr = root / "stderr.log"
+
+    @classmethod
+    def create(cls) -> Workdir:
+        workdir = cls(Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX)))
+        for path in (workdir.home, workdir.tmp, workdir.run):
+            path.mkdir(mode=0o700)
+        return workdir
+
+    @contextmanager
+    def open_stderr(self) -> Iterator[Any]:
+        # stderr goes to a file: the child can never block on a full pipe, and no task
+        # has to drain it while the stream is being consumed.
+        with self.stderr.open("wb") as file:
+            yield file
+
+    def write_system(self, text: str) -> Path:
+        path = self.root / "system-prompt.txt"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def stderr_tail(self) -> str:
+        """The last non-empty line of the child's stderr, read from its last few KiB."""
+        try:
+            with self.stderr.open("rb") as file:
+                file.seek(max(0, file.seek(0, os.SEEK_END) - STDERR_TAIL_BYTES))
+                tail = file.read()
+        except OSError:
+            return ""
+        lines = [line.strip() for line in tail.decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1][:500] if lines else ""
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@final
+class Child:
+    """A started CLI child and the write end of its watchdog's pipe (-1 without a watchdog)."""
+
+    __slots__ = ("process", "watchdog_fd")
+
+    def __init__(self, process: Process, watchdog_fd: int) -> None:
+        self.process = process
+        self.watchdog_fd = watchdog_fd
+
+    def release_watchdog(self) -> None:
+        """Close the pipe: the watchdog ends whatever is left of the child's group and exits."""
+        fd, self.watchdog_fd = self.watchdog_fd, -1
+        if fd >= 0:
+            with suppress(OSError):
+                os.close(fd)
+
+
+def launcher() -> str | None:
+    """The Python interpreter that runs the launcher; None where there is none (embedded)."""
+    executable = sys.executable
+    return executable if executable and os.access(executable, os.X_OK) else None
+
+
+async def spawn(argv: Sequence[str], env: Mapping[str, str], workdir: Workdir) -> Child:
+    """Start `argv` in its own session under the watchdog (when an interpreter can run it).
+
+    Raises what `anyio.open_process` raises (`OSError`, `ValueError`).
+    """
+    python = launcher()
+    read_fd, write_fd = os.pipe() if python else (-1, -1)
+    command = [python, "-I", "-S", "-c", _LAUNCHER, str(read_fd), str(workdir.root), *argv] if python else argv
+    try:
+        with workdir.open_stderr() as stderr:
+            # Shielded: a cancellation while spawning must not lose the handle of a started child.
+            with anyio.CancelScope(shield=True):
+                process = await anyio.open_process(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    cwd=workdir.home,
+                    env=env,
+                    start_new_session=True,  # its own process group, so the whole group can be ended
+                    pass_fds=(read_fd,) if python else (),
+                )
+    except BaseException:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
+        raise
+    if read_fd >= 0:
+        os.close(read_fd)
+    return Child(process, write_fd)
+
+
+async def shutdown(process: Process, *, exit_grace: float = 0.0, kill_now: bool = False) -> int | None:
+    """End the child and its process group, reap it and close its pipes; its exit status.
+
+    Shielded and bounded, so it completes on every path (cancellation included) and
+    never leaves a zombie or an orphan: SIGTERM to the group, SIGKILL after
+    `TERM_GRACE` (at once with `kill_now`, when even a brief grace could let the CLI
+    send another request).
+    """
+    with anyio.move_on_after(SHUTDOWN_BOUND, shield=True):
+        if kill_now and process.returncode is None:
+            signal_group(process, signal.SIGKILL)
+        if process.returncode is None and exit_grace > 0:
+            with anyio.move_on_after(exit_grace):
+                await process.wait()
+        if process.returncode is None:
+            signal_group(process, signal.SIGTERM)
+            with anyio.move_on_after(TERM_GRACE):
+                await process.wait()
+        if process.returncode is None:
+            signal_group(process, signal.SIGKILL)
+            await process.wait()
+        with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await process.aclose()
+    return process.returncode
+
+
+def signal_group(process: Process, sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)  # the child leads its own group (start_new_session)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        with suppress(ProcessLookupError):
+            process.send_signal(sig)
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "closed its output but did not exit"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
+        return f"was killed by signal {name}"
+    return f"exited with code {returncode}"
