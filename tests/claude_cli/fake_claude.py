@@ -20,8 +20,14 @@ real CLI would, optionally records what it got, then plays the scenario named by
     result_replaced    deltas that say something else than the result text
     result_only        no deltas, only the result text
     stderr_flood       4 MiB on stderr, then a successful reply
+    max_tokens         deltas, a message_delta with stop_reason max_tokens, then (as the real
+                       CLI does) a hidden follow-up request streamed again and an error result
+    usage_error        no stdout, FAKE_CLAUDE_STDERR (a usage error) on stderr, exit 1
+    split_surrogate    an emoji's surrogate pair split over two deltas (raw JSON escapes)
+    lost_line          one delta line that no JSON parser takes, then a result with all the text
 
 `FAKE_CLAUDE_TEXT` replaces the reply text (one delta per word). When
+`FAKE_CLAUDE_COUNT` names a file, a line is appended to it at each start. When
 `FAKE_CLAUDE_RECORD` names a file, argv, environment, stdin, pid and
 `/proc/self/cmdline` are written there as JSON before anything else happens.
 Only the standard library is used, so any `python3` runs it.
@@ -188,6 +194,12 @@ def reply(text: str) -> None:
 
 def main() -> int:
     argv = sys.argv[1:]
+    if os.environ.get("FAKE_CLAUDE_COUNT"):
+        with open(os.environ["FAKE_CLAUDE_COUNT"], "a", encoding="utf-8") as file:
+            file.write(f"{os.getpid()}\n")
+    if os.environ.get("FAKE_CLAUDE_SCENARIO") == "usage_error":
+        sys.stderr.write(os.environ.get("FAKE_CLAUDE_STDERR", "Error: Input contained only whitespace.") + "\n")
+        return 1
     stdin = sys.stdin.read()  # to EOF: a caller that never closes stdin hangs here
     prompt, blocks = user_text(stdin)
     record(argv, prompt, blocks)
@@ -263,6 +275,29 @@ def main() -> int:
         result("A different answer")
     elif scenario == "result_only":
         result(text)
+    elif scenario == "max_tokens":
+        for word in words(text):
+            delta(word)
+        emit({"type": "assistant", "message": {"model": MODEL, "content": [{"type": "text", "text": text}]}})
+        stream_event({"type": "content_block_stop", "index": 0})
+        stream_event({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 7}})
+        stream_event({"type": "message_stop"})
+        time.sleep(0.2)  # the real CLI asks the API to continue here
+        delta("AGAIN")
+        result("exceeded the output token maximum", is_error=True)
+        return 1
+    elif scenario == "split_surrogate":
+        for piece in ("smile ", "\\ud83d", "\\ude00", " done"):
+            raw('{"type":"stream_event","event":{"type":"content_block_delta","index":0,'
+                '"delta":{"type":"text_delta","text":"' + piece + '"}}}')
+        closing(text)
+        result("smile \U0001f600 done")
+    elif scenario == "lost_line":
+        delta("Hello")
+        raw('{"type":"stream_event","event":{"type":"content_block_delta","delta":{"text":"lost')
+        delta("!")
+        closing(text)
+        result("Hello, world!")
     elif scenario == "stderr_flood":
         for _ in range(4096):
             sys.stderr.write("x" * 1023 + "\n")
