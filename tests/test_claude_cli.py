@@ -153,7 +153,7 @@ async def test_argv_environment_and_stdin(fake_cli: str, record: Path, monkeypat
     assert argv == [
         "-p", "--bare", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose",
         "--include-partial-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
-        "--strict-mcp-config", "--model", "sonnet",
+        "--strict-mcp-config", "--max-budget-usd", "0.0000001", "--model", "sonnet",
     ]  # fmt: skip
     assert seen["stdin"] == "What is 2+2?"
     assert seen["blocks"] == [{"type": "text", "text": "What is 2+2?"}]

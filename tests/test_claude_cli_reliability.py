@@ -171,6 +171,16 @@ async def test_a_reply_cut_at_max_tokens_ends_once_and_the_child_is_killed(fake_
     assert took < 0.3 + BOUND / 2  # killed at once, not after the follow-up and a grace period
 
 
+async def test_the_one_response_spending_cap_ends_a_complete_reply(fake_cli: str) -> None:
+    provider = ClaudeCLIProvider(config(fake_cli, "budget_stop", FAKE_CLAUDE_TEXT="all of it"))
+    chunks = await collect(provider)
+    assert "".join(c.text for c in chunks) == "all of it"
+    closing = chunks[-1]
+    assert closing.finish_reason == "end_turn"
+    assert closing.usage is not None
+    assert (closing.usage.prompt_tokens, closing.usage.completion_tokens) == (11, 5)  # from the stream events
+
+
 # -- undecodable lines (case 35) -------------------------------------------------------
 
 

@@ -53,6 +53,10 @@ INHERITED_AUTH_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BA
 ARGV_SYSTEM_LIMIT = 64 * 1024
 #: `reasoning_effort` values and the CLI's `--effort` level each maps to
 EFFORT_LEVELS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max"}
+#: a spending cap (USD) any API response exceeds, so the CLI stops after the first one: its only
+#: switch against the hidden follow-up requests it makes to continue a reply cut at max_tokens
+#: (the child is also killed as soon as the stream says max_tokens; this closes the race)
+ONE_RESPONSE_BUDGET_USD = "0.0000001"
 #: the smallest thinking budget the API takes; extended thinking needs max_tokens above it
 MIN_THINKING_BUDGET = 1024
 #: Unicode categories the CLI (and a reader) sees as nothing: controls, format and separators
@@ -69,7 +73,7 @@ class ClaudeCLIProvider:
 
         claude -p [--bare] --input-format stream-json --output-format stream-json --verbose
                --include-partial-messages --tools "" --no-session-persistence --max-turns 1
-               --strict-mcp-config --model MODEL [--effort LEVEL]
+               --strict-mcp-config --max-budget-usd 0.0000001 --model MODEL [--effort LEVEL]
                [--system-prompt=TEXT | --system-prompt-file FILE]
 
     with one `user` message on stdin as a JSON line, then stdin closed. The text
@@ -101,11 +105,16 @@ class ClaudeCLIProvider:
 
     The reply is streamed from the CLI's `text_delta` events; success is a `result`
     line with `is_error: false`, whose usage and stop reason go on the closing
-    chunk. A reply cut at `max_tokens` ends at the API's `message_delta`: the
-    child is killed at once (the CLI would otherwise ask the API again, up to
-    three times, to continue) and the closing chunk says `max_tokens`.
-    `last_result` holds the most recent `result` line as a dict (with
-    `total_cost_usd`, `duration_ms`, ...), for callers who want the cost.
+    chunk. The CLI makes hidden follow-up requests to continue a reply cut at
+    `max_tokens` (up to three, each streamed again); a spending cap that any
+    one response exceeds stops it after the first, and the child is killed as
+    soon as the API's `message_delta` says `max_tokens`: one request, the text
+    once, and a closing chunk whose `finish_reason` is "max_tokens". Under the cap
+    a complete reply ends with a `result` whose subtype is `error_max_budget_usd`;
+    it counts as success, with the text of the CLI's `assistant` line and the
+    usage of the stream events. `last_result` holds the most recent `result` line
+    as a dict (with `total_cost_usd`, `duration_ms`, ...), for callers who want
+    the cost.
 
     The child lives under a watchdog (see `_claude_cli_process`): if this process
     dies, even by SIGKILL, the child is killed and its scratch directory removed.
@@ -162,7 +171,7 @@ class ClaudeCLIProvider:
         argv += [
             "--input-format", "stream-json", "--output-format", "stream-json", "--verbose",
             "--include-partial-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
-            "--strict-mcp-config", "--model", model,
+            "--strict-mcp-config", "--max-budget-usd", ONE_RESPONSE_BUDGET_USD, "--model", model,
         ]  # fmt: skip
         if (level := effort_level(request)) is not None:
             argv += ["--effort", level]

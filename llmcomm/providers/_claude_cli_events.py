@@ -46,6 +46,7 @@ class CLIStream:
     """Position, model and result while one CLI stdout is decoded (sans I/O)."""
 
     __slots__ = (
+        "assistant_text",
         "index",
         "input_usage",
         "model",
@@ -61,6 +62,7 @@ class CLIStream:
     )
 
     def __init__(self, provider: str, model: str) -> None:
+        self.assistant_text: str | None = None  # the text of the CLI's last `assistant` line
         self.provider = provider
         self.model = model
         self.index = 0
@@ -89,6 +91,11 @@ class CLIStream:
             self.result = event
         elif kind == "system" and event.get("subtype") == "init":
             self.started = True
+        elif kind == "assistant" and isinstance(message := event.get("message"), dict):
+            content = message.get("content")
+            if isinstance(content, list):
+                parts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+                self.assistant_text = "".join(p for p in parts if isinstance(p, str))
         elif kind == "stream_event" and isinstance(inner := event.get("event"), dict):
             return self._stream_event(inner)
         return None
@@ -139,18 +146,24 @@ class CLIStream:
             if chunk := self._text(repair_surrogates(pending)):
                 yield chunk
 
+    def _stream_usage(self) -> UsageInfo | None:
+        output = self.output_tokens or _count(self.input_usage, "output_tokens")
+        return usage_of({**self.input_usage, "output_tokens": output})
+
     def truncated_end(self) -> StreamChunk:
         """The closing chunk of a reply cut at max_tokens (the CLI is stopped before its result)."""
-        usage = {**self.input_usage, "output_tokens": self.output_tokens or _count(self.input_usage, "output_tokens")}
-        return StreamChunk("", self.provider, self.model, self.index, "max_tokens", usage_of(usage))
+        return StreamChunk("", self.provider, self.model, self.index, "max_tokens", self._stream_usage())
 
     def finish(self, secrets: Sequence[str | None]) -> Iterator[StreamChunk]:
         """The chunks that close a stream whose result line arrived, or its error."""
         result = self.result
         assert result is not None
-        if result.get("is_error") is not False:
+        # The spending cap that stops the CLI after one API response (see ONE_RESPONSE_BUDGET_USD)
+        # ends a complete reply with this subtype, the text in the `assistant` line.
+        one_response = result.get("subtype") == "error_max_budget_usd" and not result.get("api_error_status")
+        if result.get("is_error") is not False and not one_response:
             raise self._error(result, secrets)
-        final = result.get("result")
+        final = self.assistant_text if one_response else result.get("result")
         streamed = "".join(self.parts)
         if isinstance(final, str):
             final = repair_surrogates(final)
@@ -173,7 +186,8 @@ class CLIStream:
                 provider=self.provider,
             )
         reason = _first_str(result.get("stop_reason"), self.stop_reason, result.get("terminal_reason")) or "end_turn"
-        yield StreamChunk("", self.provider, self.model, self.index, reason, usage_of(result.get("usage")))
+        usage = self._stream_usage() if one_response else usage_of(result.get("usage"))
+        yield StreamChunk("", self.provider, self.model, self.index, reason, usage)
 
     def _error(self, result: Mapping[str, Any], secrets: Sequence[str | None]) -> LLMException:
         text = _first_str(result.get("result")) or "; ".join(map(str, result.get("errors") or ())) or "no detail"

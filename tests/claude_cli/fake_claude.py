@@ -24,6 +24,8 @@ real CLI would, optionally records what it got, then plays the scenario named by
                        CLI does) a hidden follow-up request streamed again and an error result
     usage_error        no stdout, FAKE_CLAUDE_STDERR (a usage error) on stderr, exit 1
     split_surrogate    an emoji's surrogate pair split over two deltas (raw JSON escapes)
+    budget_stop        deltas, then the result the spending cap gives after one response:
+                       subtype error_max_budget_usd, is_error true, no result text, zero usage
     lost_line          one delta line that no JSON parser takes, then a result with all the text
 
 `FAKE_CLAUDE_TEXT` replaces the reply text (one delta per word). When
@@ -288,10 +290,28 @@ def main() -> int:
         return 1
     elif scenario == "split_surrogate":
         for piece in ("smile ", "\\ud83d", "\\ude00", " done"):
-            raw('{"type":"stream_event","event":{"type":"content_block_delta","index":0,'
-                '"delta":{"type":"text_delta","text":"' + piece + '"}}}')
+            raw(
+                '{"type":"stream_event","event":{"type":"content_block_delta","index":0,'
+                '"delta":{"type":"text_delta","text":"' + piece + '"}}}'
+            )
         closing(text)
         result("smile \U0001f600 done")
+    elif scenario == "budget_stop":
+        for word in words(text):
+            delta(word)
+        closing(text)
+        emit(
+            {
+                "type": "result",
+                "subtype": "error_max_budget_usd",
+                "is_error": True,
+                "stop_reason": "end_turn",
+                "terminal_reason": "budget_exhausted",
+                "total_cost_usd": 0.0001,
+                "usage": {"output_tokens": 0},
+            }
+        )
+        return 1
     elif scenario == "lost_line":
         delta("Hello")
         raw('{"type":"stream_event","event":{"type":"content_block_delta","delta":{"text":"lost')
