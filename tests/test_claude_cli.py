@@ -171,7 +171,7 @@ async def test_argv_environment_and_stdin(fake_cli: str, record: Path, monkeypat
     home = Path(env["HOME"])
     assert seen["cwd"] == str(home)
     assert Path(env["CLAUDE_CODE_TMPDIR"]).parent == home.parent == Path(env["XDG_RUNTIME_DIR"]).parent
-    assert seen["pgid"] == seen["pid"]  # its own process group
+    assert seen["pgid"] == seen["ppid"] != os.getpgid(0)  # its own process group, led by its watchdog
     assert not home.parent.exists()  # the private directory is removed after the call
 
 

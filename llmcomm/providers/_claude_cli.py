@@ -240,18 +240,18 @@ class ClaudeCLIProvider:
                         break
             if state.truncated:
                 # Killed before the CLI can ask the API to continue the cut reply.
-                await shutdown(process, kill_now=True)
+                await shutdown(child, kill_now=True)
                 stopped = True
                 for chunk in state.flush():
                     yield chunk
                 yield state.truncated_end()
                 return
             if state.result is None:
-                returncode = await shutdown(process, exit_grace=EXIT_GRACE)
+                returncode = await shutdown(child, exit_grace=EXIT_GRACE)
                 stopped = True
                 raise state.exit_error(describe_exit(returncode), workdir.stderr_tail(), secrets, self.cli_path)
             # The result line is final: the child has nothing more to say.
-            await shutdown(process)
+            await shutdown(child)
             stopped = True
             self.last_result = state.result
             for chunk in state.finish(secrets):
@@ -259,7 +259,7 @@ class ClaudeCLIProvider:
         finally:
             if child is not None:
                 if not stopped:
-                    await shutdown(child.process)
+                    await shutdown(child)
                 child.release_watchdog()
             workdir.remove()
 

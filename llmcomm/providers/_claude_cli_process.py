@@ -1,14 +1,16 @@
 """The `claude` child process: its scratch directory, its launch under a watchdog, its end.
 
-Every child starts through a small launcher (`python -I -S -c _LAUNCHER`) that
-forks a watchdog and then execs the CLI, so the CLI keeps the pid (and the
-process group) the caller started. The watchdog holds the read end of a pipe
-whose only write end stays in the calling process: when that end closes, because
-the call is over or because the calling process died (even by SIGKILL, when no
-`finally` runs), the watchdog kills the CLI and its process group and removes the
-call's scratch directory. Unlike a parent-death signal (`PR_SET_PDEATHSIG`), this
-does not depend on which thread spawned the child: trio spawns children from a
-worker thread that may exit long before the stream ends.
+Every child starts through a small watchdog (`python -I -S -c _LAUNCHER`), which leads
+the child's own session and process group, runs the CLI as its child and exits with the
+CLI's status (the same code, or killed by the same signal), so to the caller it behaves as
+the CLI itself. It holds the read end of a pipe whose only write end stays in the calling
+process; when that end closes before the CLI has exited, because the calling process died
+(even by SIGKILL, when no `finally` runs) or its shutdown gave up, the watchdog kills the
+CLI, removes the call's scratch directory and kills what is left of the process group.
+Unlike a parent-death signal (`PR_SET_PDEATHSIG`), this does not depend on which thread
+spawned the child: trio spawns children from a worker thread that may exit long before
+the stream ends. The watchdog is the caller's child and the CLI the watchdog's, so each is
+reaped by its parent, also where PID 1 reaps nothing (a container without an init).
 """
 
 from __future__ import annotations
@@ -38,55 +40,54 @@ STDERR_TAIL_BYTES = 4096
 #: the prefix of every call's scratch directory under the temporary directory
 SCRATCH_PREFIX = "llmcomm-claude-"
 
-# argv: FD SCRATCH CLI ARGS... The launcher forks twice so the watchdog is adopted
-# by init at once (never a child of the CLI), waits for that first fork, and execs
-# the CLI. The watchdog ignores the polite signals a shutdown sends the group, reads
-# its pipe to EOF, then SIGKILLs the CLI (its pid cannot be reused while the
-# watchdog is in its process group), waits up to 2 s for it to die, removes the
-# scratch directory, and SIGKILLs what is left of the group, itself included.
+# argv: FD SCRATCH CLI ARGS... The watchdog ignores the polite signals a shutdown sends
+# the group (the CLI gets them; the watchdog follows the CLI's exit), hands stdin and
+# stdout to the CLI alone, and waits for whichever comes first: the CLI's exit (a pidfd,
+# or a 50 ms poll where there is none) or EOF on the pipe.
 _LAUNCHER = """\
-import os, sys
+import os, select, signal, sys
 fd, scratch, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-leader = os.getpid()
-first = os.fork()
-if first == 0:
+POLITE = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE)
+for sig in POLITE:
+    signal.signal(sig, signal.SIG_IGN)
+child = os.fork()
+if child == 0:
+    os.close(fd)
+    for sig in POLITE:
+        signal.signal(sig, signal.SIG_DFL)
     try:
-        if os.fork() == 0:
-            import shutil, signal, time
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_IGN)
-            null = os.open(os.devnull, os.O_RDWR)
-            for target in (0, 1, 2):
-                os.dup2(null, target)
-            try:
-                while os.read(fd, 512):
-                    pass
-            except OSError:
-                pass
-            try:
-                os.kill(leader, signal.SIGKILL)
-            except OSError:
-                pass
-            for _ in range(200):
-                try:
-                    with open(f"/proc/{leader}/stat") as stat:
-                        if stat.read().rpartition(")")[2].split()[0] in ("Z", "X"):
-                            break
-                except OSError:
-                    break
-                time.sleep(0.01)
-            shutil.rmtree(scratch, ignore_errors=True)
-            os.killpg(leader, signal.SIGKILL)
-    finally:
-        os._exit(0)
-os.waitpid(first, 0)
-os.close(fd)
-try:
-    os.execv(argv[0], argv)
-except OSError as exc:
-    sys.stderr.write(f"cannot run {argv[0]}: {exc}\\n")
-    sys.stderr.flush()
+        os.execv(argv[0], argv)
+    except OSError as exc:
+        sys.stderr.write(f"cannot run {argv[0]}: {exc}\\n")
+        sys.stderr.flush()
     os._exit(127)
+null = os.open(os.devnull, os.O_RDWR)
+os.dup2(null, 0)
+os.dup2(null, 1)
+poller = select.poll()
+poller.register(fd, select.POLLIN)
+try:
+    poller.register(os.pidfd_open(child), select.POLLIN)
+    wait_ms = None
+except (AttributeError, OSError):
+    wait_ms = 50
+status = None
+while status is None:
+    pid, code = os.waitpid(child, os.WNOHANG)
+    if pid:
+        status = code
+    elif any(ready == fd for ready, _ in poller.poll(wait_ms)) and not os.read(fd, 512):
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        import shutil
+        shutil.rmtree(scratch, ignore_errors=True)
+        os.killpg(0, signal.SIGKILL)
+if os.WIFSIGNALED(status):
+    sig = os.WTERMSIG(status)
+    if sig != signal.SIGKILL:
+        signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 """
 
 
@@ -193,17 +194,19 @@ async def spawn(argv: Sequence[str], env: Mapping[str, str], workdir: Workdir) -
     return Child(process, write_fd)
 
 
-async def shutdown(process: Process, *, exit_grace: float = 0.0, kill_now: bool = False) -> int | None:
+async def shutdown(child: Child, *, exit_grace: float = 0.0, kill_now: bool = False) -> int | None:
     """End the child and its process group, reap it and close its pipes; its exit status.
 
     Shielded and bounded, so it completes on every path (cancellation included) and
-    never leaves a zombie or an orphan: SIGTERM to the group, SIGKILL after
-    `TERM_GRACE` (at once with `kill_now`, when even a brief grace could let the CLI
-    send another request).
+    never leaves a zombie or an orphan: SIGTERM to the group, then after `TERM_GRACE`
+    the watchdog is released (it SIGKILLs the CLI, reaps it and ends the group), and
+    SIGKILL to the group if even that does not end it. `kill_now` skips the polite
+    steps, for when even a brief grace could let the CLI send another request.
     """
+    process = child.process
     with anyio.move_on_after(SHUTDOWN_BOUND, shield=True):
-        if kill_now and process.returncode is None:
-            signal_group(process, signal.SIGKILL)
+        if kill_now:
+            _kill(child)
         if process.returncode is None and exit_grace > 0:
             with anyio.move_on_after(exit_grace):
                 await process.wait()
@@ -212,11 +215,23 @@ async def shutdown(process: Process, *, exit_grace: float = 0.0, kill_now: bool 
             with anyio.move_on_after(TERM_GRACE):
                 await process.wait()
         if process.returncode is None:
+            _kill(child)
+            with anyio.move_on_after(TERM_GRACE):
+                await process.wait()
+        if process.returncode is None:
             signal_group(process, signal.SIGKILL)
             await process.wait()
         with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             await process.aclose()
     return process.returncode
+
+
+def _kill(child: Child) -> None:
+    """SIGKILL the CLI: through its watchdog, which reaps it, or to the whole group without one."""
+    if child.watchdog_fd >= 0:
+        child.release_watchdog()
+    else:
+        signal_group(child.process, signal.SIGKILL)
 
 
 def signal_group(process: Process, sig: signal.Signals) -> None:

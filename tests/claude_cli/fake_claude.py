@@ -112,6 +112,7 @@ def record(argv: list[str], prompt: str, blocks: list[Any]) -> None:
         "system": system_prompt(argv),
         "pid": os.getpid(),
         "pgid": os.getpgid(0),
+        "ppid": os.getppid(),
         "cwd": os.getcwd(),
         "cmdline": cmdline,
         "system_file": system_file(argv),
