@@ -8,6 +8,7 @@ against the real binary is in `test_claude_cli_real_reliability.py`.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -222,6 +223,19 @@ def test_surrogates_from_the_lenient_decoder_are_repaired(pieces: list[str], fin
     assert state.handle(_result(final)) is None
     texts += [chunk.text for chunk in state.finish([])]
     assert "".join(texts) == expected
+
+
+def test_usage_from_the_stream_takes_the_final_counts_of_message_delta() -> None:
+    state = CLIStream("cli", "m")
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 0, "output_tokens": 1}}}
+    stop = {"type": "message_delta", "delta": {"stop_reason": "max_tokens"},
+            "usage": {"input_tokens": 40, "cache_read_input_tokens": 2, "output_tokens": 9}}  # fmt: skip
+    for event in (start, stop):
+        state.handle(json.dumps({"type": "stream_event", "event": event}).encode())
+    assert state.truncated
+    usage = state.truncated_end().usage
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens) == (42, 9, 2)
 
 
 def test_a_lost_line_at_the_end_is_repaired_from_the_result() -> None:

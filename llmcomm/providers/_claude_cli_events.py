@@ -119,8 +119,12 @@ class CLIStream:
                 self.stop_reason = delta["stop_reason"]
                 self.truncated = self.stop_reason == "max_tokens"
             usage = inner.get("usage")
-            if isinstance(usage, dict) and _count(usage, "output_tokens"):
-                self.output_tokens = _count(usage, "output_tokens")
+            if isinstance(usage, dict):
+                # The final counts: message_delta may repeat the input and cache counts, larger.
+                self.output_tokens = _count(usage, "output_tokens") or self.output_tokens
+                for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+                    if _count(usage, key):
+                        self.input_usage = {**self.input_usage, key: usage[key]}
         return None
 
     def _text(self, text: object) -> StreamChunk | None:
@@ -249,5 +253,6 @@ def _count(raw: Mapping[str, Any], key: str) -> int:
 def usage_of(raw: object) -> UsageInfo | None:
     if not isinstance(raw, dict):
         return None
-    prompt = _count(raw, "input_tokens") + _count(raw, "cache_creation_input_tokens")
-    return UsageInfo.of(prompt + _count(raw, "cache_read_input_tokens"), _count(raw, "output_tokens"))
+    read, write = _count(raw, "cache_read_input_tokens"), _count(raw, "cache_creation_input_tokens")
+    prompt = _count(raw, "input_tokens") + read + write
+    return UsageInfo.of(prompt, _count(raw, "output_tokens"), cache_read_tokens=read, cache_write_tokens=write)
