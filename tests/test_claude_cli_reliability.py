@@ -21,7 +21,7 @@ from typing import cast
 import anyio
 import pytest
 
-from llmcomm import Configuration, LLMCommunication
+from llmcomm import Configuration, LLMCommunication, SyncLLMCommunication
 from llmcomm._types import Message, Request
 from llmcomm.errors import InvalidRequestError, ProviderUnavailableError
 from llmcomm.providers._claude_cli import (
@@ -303,3 +303,22 @@ async def test_the_child_and_its_scratch_directory_go_when_the_caller_is_sigkill
                 worker.kill()
     assert not _scratch_dirs() - before  # the watchdog removed the dead caller's scratch directory
     assert took < 3.0
+
+
+# -- from the sync facade (a portal thread spawns the child) ---------------------------
+
+
+def test_the_sync_facade_passes_slash_text_and_ends_the_child_of_a_closed_stream(fake_cli: str, record: Path) -> None:
+    with SyncLLMCommunication(Configuration(providers=[config(fake_cli, record=record)], max_retries=0)) as llm:
+        assert llm.generate_text("/cost") == "Hello, world"
+        assert read_record(record)["stdin"] == "/cost"
+    stalled = config(fake_cli, "stall", record=record)
+    with SyncLLMCommunication(Configuration(providers=[stalled], max_retries=0)) as llm:
+        stream = llm.generate_stream("Say hi")
+        assert next(iter(stream)).text == "Hello"
+        stream.close()
+        pid = read_record(record)["pid"]
+        deadline = time.monotonic() + 2.0
+        while not dead(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert dead(pid)
