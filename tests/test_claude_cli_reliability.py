@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import aclosing
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -34,7 +35,18 @@ from llmcomm.providers._claude_cli import (
 from llmcomm.providers._claude_cli_events import CLIStream
 from llmcomm.providers._claude_cli_process import SCRATCH_PREFIX
 
-from .test_claude_cli import BOUND, collect, config, dead, fake_cli, read_record, record, request, wait_for
+from .test_claude_cli import (
+    BOUND,
+    collect,
+    config,
+    dead,
+    fake_cli,
+    open_stream,
+    read_record,
+    record,
+    request,
+    wait_for,
+)
 
 __all__ = ["fake_cli", "record"]  # fixtures shared with test_claude_cli
 
@@ -322,3 +334,21 @@ def test_the_sync_facade_passes_slash_text_and_ends_the_child_of_a_closed_stream
         while not dead(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert dead(pid)
+
+
+@pytest.mark.parametrize("scenario", ["success", "max_tokens", "ignore_term"])
+async def test_without_an_interpreter_for_the_watchdog_the_child_is_still_ended(
+    fake_cli: str, record: Path, monkeypatch: pytest.MonkeyPatch, scenario: str
+) -> None:
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # a frozen app: no interpreter to run the watchdog
+    provider = ClaudeCLIProvider(config(fake_cli, scenario, record=record))
+    with anyio.fail_after(BOUND):
+        async with aclosing(open_stream(provider)) as chunks:
+            first = await chunks.__anext__()
+            if scenario != "ignore_term":
+                async for _chunk in chunks:
+                    pass
+    assert first.text
+    seen = read_record(record)
+    assert seen["pgid"] == seen["pid"]  # the CLI leads its own group
+    assert await wait_for(dead, seen["pid"])

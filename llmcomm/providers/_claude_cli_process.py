@@ -157,9 +157,11 @@ class Child:
 
 
 def launcher() -> str | None:
-    """The Python interpreter that runs the launcher; None where there is none (embedded)."""
+    """The Python interpreter that runs the launcher; None where there is none (embedded, frozen)."""
     executable = sys.executable
-    return executable if executable and os.access(executable, os.X_OK) else None
+    if getattr(sys, "frozen", False) or not executable or not os.access(executable, os.X_OK):
+        return None  # a frozen application's executable is the application, not an interpreter
+    return executable
 
 
 async def spawn(argv: Sequence[str], env: Mapping[str, str], workdir: Workdir) -> Child:
