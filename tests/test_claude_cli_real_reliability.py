@@ -66,7 +66,7 @@ def ask(text: str, **options: Any) -> Request:
 
 
 async def test_slash_texts_reach_the_model_as_text(real_cli: str) -> None:
-    prompts = ["/cost", "/help", "/unknown", "  /clear", "/", "/init now"]
+    prompts = ["/cost", "/help", "/unknown", "  /clear", "/", "/init now", "\ufeff/cost"]
     async with FakeServer() as server:
         provider = ClaudeCLIProvider(config(real_cli, server))
         for prompt in prompts:

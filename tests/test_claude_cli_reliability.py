@@ -53,7 +53,10 @@ __all__ = ["fake_cli", "record"]  # fixtures shared with test_claude_cli
 pytestmark = pytest.mark.anyio
 
 #: texts the CLI would run as a slash command if they were the last text block
-SLASH_PROMPTS = ["/cost", "/help", "/unknown", "/init", "  /cost", "\n/clear", "//x", "/ /y", "/cost\nand more"]
+SLASH_PROMPTS = [
+    "/cost", "/help", "/unknown", "/init", "  /cost", "\n/clear", "//x", "/ /y", "/cost\nand more",
+    "\ufeff/cost", "\u00a0\u3000/help",
+]  # fmt: skip
 #: texts with nothing the CLI keeps or a reader sees
 INVISIBLE_PROMPTS = ["\ufeff", "\u200b", " \t\n", "\ufeff \u200d\u2060", "\x00\x01\x7f", "\u2028\u3000", "\u202e"]
 

@@ -61,6 +61,8 @@ ONE_RESPONSE_BUDGET_USD = "0.0000001"
 MIN_THINKING_BUDGET = 1024
 #: Unicode categories the CLI (and a reader) sees as nothing: controls, format and separators
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+#: what JavaScript's `String.prototype.trim` removes: Unicode white space, line terminators, U+FEFF
+_JS_TRIMMED = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 _NOT_FOUND_HINT = "install @anthropic-ai/claude-code or set CLAUDE_CLI_PATH"
 
@@ -349,12 +351,12 @@ def has_visible_text(text: str) -> bool:
 def literal_blocks(text: str) -> list[dict[str, str]]:
     """Text blocks that the CLI passes to the model as `text`, never as a slash command.
 
-    The CLI runs a message as a command when its last text block, stripped, starts
-    with "/". Such a text is split after its leading whitespace and slashes; both
+    The CLI runs a message as a command when its last text block, trimmed as
+    JavaScript's `trim()` does (whitespace and U+FEFF), starts with "/". Such a text is split after its leading whitespace and slashes; both
     blocks are non-empty and the model reads them as one text.
     """
-    if text.lstrip().startswith("/"):
-        cut = next((i for i, ch in enumerate(text) if not (ch.isspace() or ch == "/")), None)
+    if text.lstrip(_JS_TRIMMED).startswith("/"):
+        cut = next((i for i, ch in enumerate(text) if not (ch in _JS_TRIMMED or ch == "/")), None)
         if cut is not None:
             return [{"type": "text", "text": text[:cut]}, {"type": "text", "text": text[cut:]}]
     return [{"type": "text", "text": text}]
