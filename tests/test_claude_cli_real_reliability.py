@@ -247,3 +247,13 @@ async def test_the_cli_dies_with_a_caller_killed_by_sigkill(real_cli: str, anyio
                     worker.kill()
     assert not _scratch_dirs() - before
     assert took < 3.0
+
+
+async def test_other_stop_reasons_are_one_request_too(real_cli: str) -> None:
+    for stop_reason in ("model_context_window_exceeded", "refusal", "pause_turn"):
+        async with FakeServer(default=Script(text="some text", stop_reason=stop_reason)) as server:
+            chunks = await run(ClaudeCLIProvider(config(real_cli, server)), ask("Go on."))
+            await anyio.sleep(0.3)  # room for a follow-up request, had the CLI made one
+            assert (stop_reason, len(api_requests(server))) == (stop_reason, 1)
+        assert "".join(c.text for c in chunks) == "some text"
+        assert chunks[-1].finish_reason == stop_reason
