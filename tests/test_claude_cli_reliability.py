@@ -197,6 +197,14 @@ async def test_the_one_response_spending_cap_ends_a_complete_reply(fake_cli: str
     assert (closing.usage.prompt_tokens, closing.usage.completion_tokens) == (11, 5)  # from the stream events
 
 
+def test_the_spending_cap_without_any_response_is_an_error() -> None:
+    state = CLIStream("cli", "m")
+    capped = {"type": "result", "subtype": "error_max_budget_usd", "is_error": True, "usage": {}}
+    state.handle(json.dumps(capped).encode())
+    with pytest.raises(ProviderUnavailableError, match="error_max_budget_usd"):
+        list(state.finish([]))
+
+
 # -- undecodable lines (case 35) -------------------------------------------------------
 
 

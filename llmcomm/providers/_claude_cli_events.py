@@ -163,8 +163,12 @@ class CLIStream:
         result = self.result
         assert result is not None
         # The spending cap that stops the CLI after one API response (see ONE_RESPONSE_BUDGET_USD)
-        # ends a complete reply with this subtype, the text in the `assistant` line.
-        one_response = result.get("subtype") == "error_max_budget_usd" and not result.get("api_error_status")
+        # ends a complete reply with this subtype, the text in the `assistant` line; without
+        # a response (a CLI that refused the cap up front) it is an error, never an empty reply.
+        answered = self.stop_reason is not None or self.assistant_text is not None
+        one_response = (
+            result.get("subtype") == "error_max_budget_usd" and not result.get("api_error_status") and answered
+        )
         if result.get("is_error") is not False and not one_response:
             raise self._error(result, secrets)
         final = self.assistant_text if one_response else result.get("result")
