@@ -248,6 +248,13 @@ def test_surrogates_from_the_lenient_decoder_are_repaired(pieces: list[str], fin
     assert "".join(texts) == expected
 
 
+def test_invalid_utf8_on_stdout_becomes_the_replacement_character() -> None:
+    state = CLIStream("cli", "m")
+    chunk = state.handle(_line("ok ").replace(b"ok ", b"ok \xff\xfe!"))
+    assert chunk is not None
+    assert chunk.text == "ok \ufffd\ufffd!"
+
+
 def test_usage_from_the_stream_takes_the_final_counts_of_message_delta() -> None:
     state = CLIStream("cli", "m")
     start = {"type": "message_start", "message": {"usage": {"input_tokens": 0, "output_tokens": 1}}}
