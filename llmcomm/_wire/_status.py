@@ -45,6 +45,7 @@ def error_for_response(
     secret: str | None,
     key_hint: str,
     model: str,
+    reason: str | None = None,
 ) -> LLMException:
     """The llmcomm error an HTTP error response stands for, with its cause attached.
 
@@ -53,10 +54,11 @@ def error_for_response(
     in the cause. Retryability follows `x-should-retry` when the server sends it,
     else the status (408, 409, 429 and >= 500 are retryable; a 429 for an
     exhausted quota is not). The provider's request id is kept as
-    `provider_request_id`.
+    `provider_request_id`. `reason` is the status line's phrase (the standard one
+    when None), the detail when the body names none.
     """
     text = scrub(body.decode("utf-8", "replace"), secret)
-    reason = _reason(status)
+    reason = scrub(reason, secret) if reason is not None else _reason(status)
     error = _error_object(text)
     message = error.get("message")
     detail = message if isinstance(message, str) and message else reason or f"HTTP {status}"

@@ -65,6 +65,7 @@ async def send(
                 secret=config.api_key,
                 key_hint=endpoint.key_hint,
                 model=model,
+                reason=response.reason_phrase,
             )
         yield response
     except LLMException:
