@@ -15,10 +15,12 @@ from typing import Any, Literal
 
 import anyio
 import httpx2
+import orjson
 import pytest
 
 from llmcomm import (
     AuthenticationError,
+    ConfigurationError,
     InvalidRequestError,
     LLMException,
     ProviderConfig,
@@ -247,6 +249,29 @@ async def test_silence_beyond_the_timeout_is_typed(server: FakeServer, kind: Kin
                 await r.aread()
     assert 0.25 <= time.monotonic() - started < 2.0
     assert info.value.retryable
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("body", [b"data: {not json", b"\xff\xfe"], ids=["json", "utf8"])
+async def test_a_reply_the_decoder_cannot_read_is_typed(server: FakeServer, kind: Kind, body: bytes) -> None:
+    server.default = Script(body_override=body, content_type="text/event-stream")
+    config = provider(server, kind)
+    content = encode_body(body_for(config, "hi", {}))
+    async with httpx2.AsyncClient() as http:
+        with pytest.raises(ProviderUnavailableError, match="did not speak the Messages API") as info:
+            async with send(http, endpoint(config), content, config=config, model="m", wire="the Messages API") as r:
+                orjson.loads((await r.aread()).removeprefix(b"data: "))
+    assert not info.value.retryable
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("base_url", ["http://[::1", "http://a\x00b"])
+async def test_a_base_url_that_is_no_url_is_a_configuration_error(base_url: str) -> None:
+    config = ProviderConfig(name="p", kind="openai", api_key=KEY, base_url=base_url)
+    async with httpx2.AsyncClient() as http:
+        with pytest.raises(ConfigurationError, match="not a valid URL"):
+            async with send(http, endpoint(config), b"{}", config=config, model="m"):
+                pass
 
 
 # -- the status mapping, without I/O ---------------------------------------------------------

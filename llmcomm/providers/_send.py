@@ -2,8 +2,9 @@
 
 `send()` POSTs the bytes `_wire._requests` built to the provider's endpoint and
 hands the streaming response to the decoder; an error status, a transport
-failure on the way in or while the body is read, and the end of the block on any
-path (end, break, error, cancellation) are handled here, once.
+failure on the way in or while the body is read, a reply the decoder cannot
+make sense of, and the end of the block on any path (end, break, error,
+cancellation) are handled here, once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import anyio
 import httpx2
 
 from .._config import ProviderConfig
-from .._errors import LLMException
+from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
 from .._wire._requests import Endpoint
 from .._wire._status import error_for_response
 from ._http import map_transport_error
@@ -32,6 +33,7 @@ async def send(
     *,
     config: ProviderConfig,
     model: str,
+    wire: str = "the provider's API",
     timeout: httpx2.Timeout | None = None,
 ) -> AsyncIterator[httpx2.Response]:
     """POST `body` to `endpoint`; yield the 2xx response, its body not yet read.
@@ -39,18 +41,28 @@ async def send(
     `timeout` bounds this request (the client's own when None); `model` is named
     in a 404's hint. Raises the llmcomm error an error status stands for
     (`_wire._status.error_for_response`; `provider_request_id` set, the key
-    masked) and `ProviderUnavailableError` for a transport failure: refused,
-    reset, timed out, no free connection. A transport failure while the block
-    reads the body is mapped the same way; `LLMException`s raised in the block
-    pass through. The response is closed when the block ends, however it ends.
+    masked), `ConfigurationError` for a base URL that is no URL, and
+    `ProviderUnavailableError` for a transport failure: refused,
+    reset, timed out, no free connection. In the block, a transport failure while
+    the body is read is mapped the same way, and a decoder's `ValueError`
+    (malformed JSON, an oversized event), `KeyError` or `TypeError` becomes a
+    `ProviderUnavailableError` that is not retryable, naming `wire` (the
+    protocol the server failed to speak); `LLMException`s pass through. The
+    response is closed when the block ends, however it ends.
     """
-    request = client.build_request(
-        "POST",
-        endpoint.url,
-        content=body,
-        headers=endpoint.headers,
-        timeout=timeout if timeout is not None else client.timeout,
-    )
+    try:
+        request = client.build_request(
+            "POST",
+            endpoint.url,
+            content=body,
+            headers=endpoint.headers,
+            timeout=timeout if timeout is not None else client.timeout,
+        )
+    except httpx2.InvalidURL:
+        raise ConfigurationError(
+            f"the base URL of provider {config.name!r} is not a valid URL; set it like http://host:port",
+            provider=config.name,
+        ) from None
     try:
         response = await client.send(request, stream=True)
     except httpx2.HTTPError as exc:
@@ -72,6 +84,12 @@ async def send(
         raise
     except httpx2.HTTPError as exc:
         raise map_transport_error(exc, config.name, config) from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ProviderUnavailableError(
+            f"malformed event stream ({type(exc).__name__}); the server did not speak {wire}",
+            provider=config.name,
+            retryable=False,
+        ) from exc
     finally:
         # Shielded: a cancelled caller must still give the connection back (or close it).
         with anyio.CancelScope(shield=True):
