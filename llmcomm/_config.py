@@ -83,6 +83,9 @@ class ProviderConfig:
     tolerated on its connection. For `kind="claude_cli"`, `cli_path` names the
     executable and `env` adds variables to the child's environment; `base_url` and
     `api_key` reach the child through its environment, never its argv.
+    `auth_header` names the header that carries `api_key` for a gateway that wants
+    another than the kind's own (`"x-api-key"`, `"api-key"`; `"authorization"`
+    sends `Bearer <key>`); None sends what the official SDK of the kind sends.
     """
 
     name: str
@@ -95,6 +98,7 @@ class ProviderConfig:
     cli_path: str | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    auth_header: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
