@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -21,8 +20,6 @@ from ._retry import CooldownTracker, RetryHandler
 from ._stream import LLMStream
 from ._types import LLMResponse, Message
 from .providers._base import BaseProvider
-
-_SDK_MODULES = {"anthropic": "anthropic", "openai": "openai"}
 
 MessagesLike = Iterable[Message | Mapping[str, Any] | Any]
 
@@ -94,11 +91,6 @@ class LLMCommunication:
         async with AsyncExitStack() as stack:
             providers = await self._build_providers(stack)
             self._observability.bind_providers(providers)
-            if self._observability.otel is not None:
-                from ._observability._otel import silence_sdk_spans
-
-                for provider in providers:
-                    silence_sdk_spans(provider)
             config = self.config
             self._manager = ProviderManager(
                 providers,
@@ -146,9 +138,6 @@ class LLMCommunication:
 
             http_client = new_http_client(self.config.max_connections, self.config.pool_timeout)
             stack.push_async_callback(http_client.aclose)
-            for kind in sorted(kinds & _SDK_MODULES.keys()):
-                # A cold SDK import takes a second or two: do it off the event loop.
-                await anyio.to_thread.run_sync(importlib.import_module, _SDK_MODULES[kind])
         providers: list[BaseProvider] = []
         for entry in self.config.providers:
             if not isinstance(entry, ProviderConfig):

@@ -17,6 +17,7 @@ import orjson
 
 from .._config import ProviderConfig
 from .._errors import ConfigurationError, InvalidRequestError
+from .._secrets import split_credentials
 
 #: the `anthropic-version` the locked anthropic SDK sends
 ANTHROPIC_VERSION: Final = "2026-10-21"
@@ -70,6 +71,9 @@ def endpoint(config: ProviderConfig, environ: Mapping[str, str] | None = None) -
         or env.get(f"{prefix}_BASE_URL")
         or (ANTHROPIC_BASE_URL if kind == "anthropic" else OPENAI_BASE_URL)
     )
+    # Credentials in the URL travel as a Basic header (what the HTTP stack would make of
+    # them), so no URL it logs carries them.
+    base, basic_auth = split_credentials(base)
     key = config.api_key
     headers = {"accept": "application/json", "content-type": "application/json", "user-agent": _user_agent()}
     if kind == "anthropic":
@@ -85,6 +89,8 @@ def endpoint(config: ProviderConfig, environ: Mapping[str, str] | None = None) -
         name = (config.auth_header or "authorization").lower()
         _check_header(config, name, key, "auth_header")
         headers[name] = f"Bearer {key}" if name == "authorization" else key
+    if basic_auth is not None:
+        headers["authorization"] = basic_auth
     for name, value in config.headers.items():  # the user's own headers win, as with the SDK's default_headers
         _check_header(config, name, value, "headers")
         headers[name.lower()] = value

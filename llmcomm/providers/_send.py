@@ -9,17 +9,18 @@ cancellation) are handled here, once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from typing import final
 
 import anyio
 import httpx2
 
 from .._config import ProviderConfig
 from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
-from .._wire._requests import Endpoint
+from .._wire._requests import Endpoint, endpoint
 from .._wire._status import error_for_response
-from ._http import map_transport_error
+from ._http import map_transport_error, new_http_client, sdk_timeout
 
 #: the most of an error body read to describe the error (the rest is not read)
 MAX_ERROR_BODY = 64 * 1024
@@ -108,3 +109,42 @@ async def _read_bounded(response: httpx2.Response) -> bytes:
             if size >= MAX_ERROR_BODY:
                 break
     return b"".join(parts)[:MAX_ERROR_BODY]
+
+
+@final
+class HTTPTarget:
+    """One HTTP provider's way out: its endpoint, its timeouts and the client that sends.
+
+    Built once per provider. A configuration that cannot make an endpoint (a header
+    HTTP cannot carry) is kept and raised on the first request, so building a client
+    never fails for one bad provider among several. `http_client=None` makes a client
+    of this target's own, closed by `aclose()`.
+    """
+
+    __slots__ = ("_endpoint", "_endpoint_error", "_http", "_owns_http", "_timeout", "config")
+
+    def __init__(
+        self, config: ProviderConfig, http_client: httpx2.AsyncClient | None, environ: Mapping[str, str]
+    ) -> None:
+        self.config = config
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else new_http_client()
+        self._timeout = sdk_timeout(config.timeout, self._http.timeout.pool)
+        self._endpoint: Endpoint | None = None
+        self._endpoint_error: ConfigurationError | None = None
+        try:
+            self._endpoint = endpoint(config, environ)
+        except ConfigurationError as exc:
+            self._endpoint_error = exc
+
+    def send(self, body: bytes, model: str, wire: str) -> AbstractAsyncContextManager[httpx2.Response]:
+        """`send()` this body to the target: the 2xx response, closed when the block ends."""
+        if self._endpoint is None:
+            assert self._endpoint_error is not None
+            raise self._endpoint_error
+        return send(self._http, self._endpoint, body, config=self.config, model=model, wire=wire, timeout=self._timeout)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, when this target made its own."""
+        if self._owns_http:
+            await self._http.aclose()
