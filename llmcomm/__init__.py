@@ -29,7 +29,6 @@ from ._legacy import SimpleLLMManager as SimpleLLMManager
 from ._legacy import SimpleLLMService as SimpleLLMService
 from ._legacy import get_llm_manager as get_llm_manager
 from ._legacy import get_llm_service as get_llm_service
-from ._manager import ProviderManager as ProviderManager
 from ._observability import HookEvent as HookEvent
 from ._observability import Hooks as Hooks
 from ._observability import JSONFormatter as JSONFormatter
@@ -39,8 +38,9 @@ from ._observability import RedactingFilter as RedactingFilter
 from ._observability import RequestIdFilter as RequestIdFilter
 from ._observability import current_request_id as current_request_id
 from ._observability import enable_legacy_log_file as enable_legacy_log_file
-from ._retry import CooldownTracker as CooldownTracker
-from ._retry import RetryHandler as RetryHandler
+from ._routing import CooldownTracker as CooldownTracker
+from ._routing import ProviderManager as ProviderManager
+from ._routing import RetryHandler as RetryHandler
 from ._services import LLMServices as LLMServices
 from ._services import register_llm_services as register_llm_services
 from ._services import shutdown_llm_services as shutdown_llm_services
