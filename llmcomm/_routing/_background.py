@@ -64,7 +64,11 @@ class Background:
             token.run_sync_soon(spawn)
 
     def _spawn_asyncio(
-        self, loop: asyncio.AbstractEventLoop, func: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...], name: object
+        self,
+        loop: asyncio.AbstractEventLoop,
+        func: Callable[..., Coroutine[Any, Any, Any]],
+        args: tuple[Any, ...],
+        name: object,
     ) -> None:
         task = loop.create_task(self._run(func, args), name=None if name is None else str(name))
         self._tasks.add(task)

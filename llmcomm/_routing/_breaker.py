@@ -28,8 +28,11 @@ class _BreakerState:
     probing: bool = False
     last_error: LLMException | None = None
     settled: anyio.Event | None = None
+    #: how the last probe ended: its failure, or None (it healed, or was given back unsettled)
+    probe_error: LLMException | None = None
 
-    def settle(self) -> None:
+    def settle(self, error: LLMException | None = None) -> None:
+        self.probe_error = error
         if self.settled is not None:
             self.settled.set()
             self.settled = None
@@ -113,10 +116,7 @@ class CooldownTracker:
         if state.settled is None:
             state.settled = anyio.Event()
         await state.settled.wait()
-        state = self._states.get(name)
-        if state is None or state.open_until == 0.0:
-            return None
-        return state.last_error if not state.probing else None
+        return state.probe_error
 
     def release(self, name: str) -> None:
         """Give back a probe slot that `acquire` took for an attempt that never ran."""
@@ -140,7 +140,7 @@ class CooldownTracker:
         if isinstance(error, AuthenticationError):
             state = self._states.setdefault(name, _BreakerState())
             state.open_until, state.probing, state.last_error = self.clock() + self.auth_cooldown, False, error
-            state.settle()
+            state.settle(error)
             return
         if not error.retryable:
             if (state_ := self._states.get(name)) is not None and state_.probing:
@@ -152,7 +152,7 @@ class CooldownTracker:
         state.last_error = error
         if state.probing or state.failures >= self.failures:
             state.open_until, state.probing = self.clock() + self.cooldown, False
-        state.settle()
+        state.settle(error)
 
     def snapshot(self) -> dict[str, float]:
         """Seconds of cooldown left per provider that is cooling down."""
