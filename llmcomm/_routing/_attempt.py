@@ -11,7 +11,7 @@ caller's task when the call cannot be hedged.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import final
 
 import anyio
@@ -44,7 +44,7 @@ def wins(batch: ChunkBatch) -> bool:
 
 @final
 class AttemptState:
-    """What one attempt did: all times are `anyio.current_time()` readings."""
+    """What one attempt did: all times are readings of the race's clock (`anyio.current_time()`)."""
 
     __slots__ = (
         "batches",
@@ -63,12 +63,14 @@ class AttemptState:
         "stopped",
     )
 
-    def __init__(self, provider: BaseProvider, reason: str, now: float) -> None:
+    def __init__(self, provider: BaseProvider, reason: str, now: float, *, scoped: bool = True) -> None:
         self.provider = provider
         self.reason = reason
         self.started = now
         self.deadline = now + provider_timeout(provider)
-        self.scope = anyio.CancelScope(deadline=self.deadline)
+        #: the attempt's own scope (its timeout, and `stop()`); None when the call's deadline
+        #: comes first and nothing else can stop the attempt, so the call's scope suffices
+        self.scope = anyio.CancelScope(deadline=self.deadline) if scoped else None
         self.batches: AsyncIterator[ChunkBatch] | None = None
         #: the first batch that showed progress (None with `first_at` set: the reply ended empty)
         self.first: ChunkBatch | None = None
@@ -87,7 +89,8 @@ class AttemptState:
             self.outcome = "cancelled"
             self.ended = now
         self.stopped = True
-        self.scope.cancel()
+        if self.scope is not None:
+            self.scope.cancel()
 
     def fail(self, error: LLMException, now: float) -> None:
         self.outcome = "failed"
@@ -101,30 +104,17 @@ class AttemptState:
         return Attempt(self.provider.name, self.outcome or "cancelled", error, ended - self.started, ttft)
 
 
-async def run_attempt(attempt: AttemptState, request: Request) -> None:
+async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[], float]) -> None:
     """Read `attempt` to its first progress (see the module docstring); raises only cancellation."""
     provider = attempt.provider
     error: LLMException | None = None
+    scope = attempt.scope
     try:
-        with attempt.scope:
-            attempt.batches = batches = stream_batches(provider, request)
-            clock = anyio.current_time
-            last_yield = clock()
-            while True:
-                try:
-                    batch = await batches.__anext__()
-                except StopAsyncIteration:
-                    attempt.exhausted = True
-                    attempt.first_at = clock()
-                    return
-                if wins(batch):
-                    attempt.first = batch
-                    attempt.first_at = clock()
-                    return
-                now = clock()
-                if now - last_yield >= CHECKPOINT_INTERVAL:
-                    await anyio.lowlevel.checkpoint()  # a provider that never awaits must not freeze the loop
-                    last_yield = now
+        if scope is None:
+            await _read_to_first(attempt, request, clock)
+        else:
+            with scope:
+                await _read_to_first(attempt, request, clock)
     except LLMException as exc:
         error = exc
     except BaseException as exc:
@@ -138,7 +128,7 @@ async def run_attempt(attempt: AttemptState, request: Request) -> None:
             await aclose_quietly(attempt.batches)
     if attempt.stopped:
         return
-    if error is None and attempt.scope.cancelled_caught:
+    if error is None and scope is not None and scope.cancelled_caught:
         error = ProviderUnavailableError(
             f"the attempt took longer than the provider's timeout ({attempt.deadline - attempt.started:g} s); "
             "raise ProviderConfig.timeout, or check the provider",
@@ -146,4 +136,24 @@ async def run_attempt(attempt: AttemptState, request: Request) -> None:
         )
     if error is not None:
         error.provider = error.provider or provider.name
-        attempt.fail(error, anyio.current_time())
+        attempt.fail(error, clock())
+
+
+async def _read_to_first(attempt: AttemptState, request: Request, clock: Callable[[], float]) -> None:
+    attempt.batches = batches = stream_batches(attempt.provider, request)
+    last_yield = attempt.started
+    while True:
+        try:
+            batch = await batches.__anext__()
+        except StopAsyncIteration:
+            attempt.exhausted = True
+            attempt.first_at = clock()
+            return
+        if wins(batch):
+            attempt.first = batch
+            attempt.first_at = clock()
+            return
+        now = clock()
+        if now - last_yield >= CHECKPOINT_INTERVAL:
+            await anyio.lowlevel.checkpoint()  # a provider that never awaits must not freeze the loop
+            last_yield = now

@@ -15,7 +15,7 @@ iterator itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, final
 
 import anyio
@@ -26,7 +26,7 @@ from .._observability._context import _request_id
 from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
 from ..providers._base import BaseProvider
 from ._attempt import CHECKPOINT_INTERVAL, AttemptState
-from ._guard import CLOSE_GRACE, aclose_quietly, contract_error, is_cancellation, notify
+from ._guard import CLOSE_GRACE, aclose_quietly, contract_error, is_cancellation, notify, race_clock
 from ._race import race
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class Call:
         "__weakref__",
         "attempts",
         "cancel_requested",
+        "clock",
         "closing",
         "deadline",
         "done",
@@ -93,6 +94,8 @@ class Call:
         self.timeout = timeout
         self.forced = forced
         self.state = _NEW
+        #: the race's one clock: `anyio.current_time`, resolved when the call starts
+        self.clock: Callable[[], float] = anyio.current_time
         self.started = self.deadline = self.hard_deadline = self.last_yield = 0.0
         self.scope: anyio.CancelScope | None = None
         self.cancel_requested = False
@@ -145,7 +148,8 @@ class Call:
                 request_id=request.request_id,
             )
         self.state = _RACING
-        self.started = self.last_yield = now = anyio.current_time()
+        self.clock = clock = race_clock()
+        self.started = self.last_yield = now = clock()
         self.deadline = now + self.timeout
         manager.register(self)
         notify(manager.observer.request_start, request, tuple(p.name for p in self.providers))
@@ -204,7 +208,7 @@ class Call:
     async def _pull(self) -> ChunkBatch | None:
         winner = self.winner
         assert winner is not None
-        now = anyio.current_time()
+        now = self.clock()
         deadline = now + self.manager.stream_idle_timeout
         if self.hard_deadline < deadline:
             deadline = self.hard_deadline
@@ -279,7 +283,7 @@ class Call:
             return
         else:
             idle = self.manager.stream_idle_timeout
-            winner.fail(StreamInterruptedError(f"no content for {idle:g} s", provider=name), anyio.current_time())
+            winner.fail(StreamInterruptedError(f"no content for {idle:g} s", provider=name), self.clock())
             self._fail(
                 StreamInterruptedError(
                     f"no content for {idle:g} s after the stream started; "
@@ -294,7 +298,7 @@ class Call:
     async def _interrupted(self, event: LLMException) -> None:
         winner = self.winner
         assert winner is not None
-        winner.fail(event, anyio.current_time())
+        winner.fail(event, self.clock())
         error = StreamInterruptedError(
             f"the stream broke after it started: {event.message}; the partial reply is in partial_text",
             provider=winner.provider.name,
@@ -312,7 +316,7 @@ class Call:
     def _finish(self) -> None:
         winner = self.winner
         assert winner is not None
-        now = anyio.current_time()
+        now = self.clock()
         winner.ended = now
         closing = self.closing
         first_at = winner.first_at if winner.first_at is not None else now
@@ -334,19 +338,19 @@ class Call:
         error.request_id = error.request_id or self.request.request_id
         self.error = error
         self._settle()
-        notify(self.manager.observer.request_error, self.request, error, anyio.current_time() - self.started)
+        notify(self.manager.observer.request_error, self.request, error, self.clock() - self.started)
 
     def _end_cancelled(self, error: LLMException | None = None) -> None:
         if self.state == _DONE:
             return
         self.error = error
         self._settle()
-        notify(self.manager.observer.request_cancelled, self.request, anyio.current_time() - self.started)
+        notify(self.manager.observer.request_cancelled, self.request, self.clock() - self.started)
 
     def _settle(self) -> None:
         self.state = _DONE
         self.pending_first = None
-        now = anyio.current_time()
+        now = self.clock()
         for attempt in self.attempts:
             if attempt.outcome is None:
                 attempt.outcome = "cancelled"

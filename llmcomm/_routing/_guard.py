@@ -74,6 +74,25 @@ def notify(fn: Callable[..., None], *args: Any) -> None:
         logger.exception("an observer or hook raised %s in %s; the call goes on", type(exc).__name__, fn)
 
 
+def race_clock() -> Callable[[], float]:
+    """`anyio.current_time`, resolved once for the running backend.
+
+    The same clock (the asyncio loop's `time()`, trio's `current_time()`, a trio
+    `MockClock` included), read without looking the backend up on every reading:
+    a call reads it about ten times.
+    """
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return loop.time
+    try:
+        import trio
+
+        trio.lowlevel.current_trio_token()
+    except (ImportError, RuntimeError):
+        return anyio.current_time
+    return trio.current_time
+
+
 def loop_token() -> object | None:
     """An identity for the running event loop (asyncio loop or trio run), None outside any."""
     loop = asyncio._get_running_loop()

@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup
 from .._errors import AllProvidersFailedError, LLMException, ProviderUnavailableError
 from .._types import Attempt
 from ..providers._base import BaseProvider
-from ._attempt import AttemptState, run_attempt
+from ._attempt import AttemptState, provider_timeout, run_attempt
 from ._guard import notify
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ async def race(manager: ProviderManager, call: Call) -> AttemptState:
         except LLMException as exc:
             failure = exc
         finally:
-            now = anyio.current_time()
+            now = call.clock()
             for attempt in call.attempts:
                 if attempt is not winner and attempt.outcome is None:
                     attempt.stop(now)
@@ -100,8 +100,14 @@ async def _plan(manager: ProviderManager, call: Call) -> deque[BaseProvider]:
         return order
 
 
-def _launch(manager: ProviderManager, call: Call, provider: BaseProvider, reason: str) -> AttemptState:
-    attempt = AttemptState(provider, reason, anyio.current_time())
+def _launch(
+    manager: ProviderManager, call: Call, provider: BaseProvider, reason: str, *, alone: bool = False
+) -> AttemptState:
+    now = call.clock()
+    # Alone in the caller's task, an attempt is stopped only by its own timeout: when the
+    # call's deadline comes first, the call's scope is all it needs.
+    scoped = not alone or now + provider_timeout(provider) < call.deadline
+    attempt = AttemptState(provider, reason, now, scoped=scoped)
     call.attempts.append(attempt)
     notify(manager.observer.attempt_start, call.request, provider.name, provider.model, reason)
     return attempt
@@ -120,8 +126,8 @@ async def _alone(manager: ProviderManager, call: Call, provider: BaseProvider) -
     reason = "first"
     retries = 0
     while True:
-        attempt = _launch(manager, call, provider, reason)
-        await run_attempt(attempt, call.request)
+        attempt = _launch(manager, call, provider, reason, alone=True)
+        await run_attempt(attempt, call.request, call.clock)
         if attempt.fatal is not None:
             raise attempt.fatal
         if attempt.error is None:
@@ -142,7 +148,7 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
     fallback_timeout = manager.fallback_timeout
 
     async def run(attempt: AttemptState) -> None:
-        await run_attempt(attempt, call.request)
+        await run_attempt(attempt, call.request, call.clock)
         if not attempt.stopped:
             reports.append(attempt)
             wake[0].set()
@@ -161,7 +167,7 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
             with anyio.CancelScope(deadline=hedge_at if pending else math.inf):
                 await event.wait()
             if not reports:
-                if pending and anyio.current_time() >= hedge_at:
+                if pending and call.clock() >= hedge_at:
                     nxt = pending.popleft()
                     notify(
                         manager.observer.fallback,
@@ -204,7 +210,7 @@ def _next_round(
     if first is None or not manager.retry.should_retry(first, retries):
         raise final_error(call)
     delay = manager.retry.delay(retries, first)
-    if delay >= call.deadline - anyio.current_time():
+    if delay >= call.deadline - call.clock():
         raise final_error(call)
     notify(manager.observer.retry, call.request, again[0].provider.name, last, delay)
     return delay, again
