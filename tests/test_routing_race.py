@@ -15,6 +15,7 @@ from llmcomm import (
     AllProvidersFailedError,
     CooldownTracker,
     InvalidRequestError,
+    LLMException,
     LLMTimeoutError,
     ProviderUnavailableError,
     RateLimitError,
@@ -253,3 +254,42 @@ async def test_a_failed_probe_opens_the_breaker_again_for_a_whole_cooldown() -> 
         await llm.generate_text("hi")  # the probe fails
         assert tracker.snapshot() == {"primary": 10.0}
     assert len(primary.started) == 2
+
+
+@pytest.mark.parametrize("script", [SILENT, ["a", 3600]], ids=["mid-race", "mid-read"])
+async def test_a_stream_closed_from_another_task_ends_its_reader_at_once(script: list[Step]) -> None:
+    primary, backup = Scripted("primary", script), Scripted("backup", SILENT)
+    async with client(primary, backup) as llm:
+        stream = llm.generate_stream("hi")
+        t0 = anyio.current_time()
+
+        async def close_later() -> None:
+            await anyio.sleep(3.0)
+            await stream.aclose()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(close_later)
+            with pytest.raises(LLMException, match="closed"):
+                async for _ in stream:
+                    pass
+            assert anyio.current_time() - t0 == exactly(3.0)
+    assert [c - t0 for c in primary.closed] == [exactly(3.0)]
+    assert stream.response is None
+
+
+async def test_closing_the_client_from_another_task_ends_its_calls() -> None:
+    provider = Scripted("p", ["a", 3600])
+    llm = client(provider)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(llm.__aenter__)
+    t0 = anyio.current_time()
+    async with anyio.create_task_group() as tg:
+
+        async def close_later() -> None:
+            await anyio.sleep(1.0)
+            await llm.aclose()
+
+        tg.start_soon(close_later)
+        with pytest.raises(LLMException, match="closed"):
+            await llm.generate_text("hi")
+    assert [c - t0 for c in provider.closed] == [exactly(1.0)]

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Final, final
 import anyio
 import anyio.lowlevel
 
-from .._errors import LLMException, LLMTimeoutError, ProviderUnavailableError, StreamInterruptedError
+from .._errors import LLMException, ProviderUnavailableError, StreamInterruptedError
 from .._observability._context import _request_id
 from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
 from ..providers._base import BaseProvider
 from ._attempt import CHECKPOINT_INTERVAL, AttemptState
+from ._failures import call_timeout, closed_error, idle_timeout, interrupted
 from ._guard import CLOSE_GRACE, aclose_quietly, contract_error, is_cancellation, notify, race_clock
 from ._race import race
 
@@ -36,15 +37,6 @@ _NEW: Final = 0
 _RACING: Final = 1
 _SERVING: Final = 2
 _DONE: Final = 3
-
-
-def closed_error(request_id: str | None) -> LLMException:
-    """The error of a call whose client (or stream) was closed while it ran."""
-    return LLMException(
-        "the stream was closed while the call was running (its LLMCommunication or the stream itself "
-        "was closed from another task); start a new call on an open client",
-        request_id=request_id,
-    )
 
 
 @final
@@ -173,16 +165,12 @@ class Call:
             if self.cancel_requested:
                 self._end_cancelled(closed_error(request.request_id))
             else:
-                self._fail(
-                    LLMTimeoutError(
-                        f"no reply within the call's timeout of {self.timeout:g} s; "
-                        "raise timeout= or LLM_TIMEOUT, or check the providers",
-                        request_id=request.request_id,
-                    )
-                )
+                self._fail(call_timeout(self.timeout, request.request_id))
             assert self.error is not None
             raise self.error
         self._won(winner)
+        if self.cancel_requested:  # closed from another task just as the race was won
+            await self._close_now()
 
     def _won(self, winner: AttemptState) -> None:
         manager = self.manager
@@ -240,6 +228,8 @@ class Call:
         finally:
             _request_id.reset(token)
         self.scope = None
+        if self.cancel_requested and self.state != _DONE:  # closed from another task just as a batch came
+            await self._close_now()
         if batch is not None:
             self._remember(batch)
             return batch
@@ -266,14 +256,7 @@ class Call:
         if self.cancel_requested:
             self._end_cancelled(closed_error(request_id))
         elif deadline >= self.deadline:
-            self._fail(
-                LLMTimeoutError(
-                    f"no complete reply within the call's timeout of {self.timeout:g} s; "
-                    "raise timeout= or LLM_TIMEOUT, or check the providers",
-                    request_id=request_id,
-                    provider=name,
-                )
-            )
+            self._fail(call_timeout(self.timeout, request_id, name))
         elif deadline >= winner.deadline:
             await self._interrupted(
                 ProviderUnavailableError(
@@ -284,31 +267,14 @@ class Call:
         else:
             idle = self.manager.stream_idle_timeout
             winner.fail(StreamInterruptedError(f"no content for {idle:g} s", provider=name), self.clock())
-            self._fail(
-                StreamInterruptedError(
-                    f"no content for {idle:g} s after the stream started; "
-                    "the partial reply is in partial_text, try again",
-                    provider=name,
-                    partial_text="".join(self.parts),
-                    request_id=request_id,
-                )
-            )
+            self._fail(idle_timeout(idle, name, "".join(self.parts), request_id))
         await aclose_quietly(winner.batches)
 
     async def _interrupted(self, event: LLMException) -> None:
         winner = self.winner
         assert winner is not None
         winner.fail(event, self.clock())
-        error = StreamInterruptedError(
-            f"the stream broke after it started: {event.message}; the partial reply is in partial_text",
-            provider=winner.provider.name,
-            status_code=event.status_code,
-            partial_text="".join(self.parts),
-            request_id=self.request.request_id,
-            retryable=event.retryable,
-        )
-        error.__cause__ = event
-        self._fail(error)
+        self._fail(interrupted(event, winner.provider.name, "".join(self.parts), self.request.request_id))
         await aclose_quietly(winner.batches)
 
     # -- ending ----------------------------------------------------------------------------
@@ -392,3 +358,11 @@ class Call:
         self._end_cancelled(closed_error(self.request.request_id))
         if self.winner is not None:
             await aclose_quietly(self.winner.batches)
+
+    async def _close_now(self) -> None:
+        """In the reader's task, a close that came from another task: end the call, raise its error."""
+        self._end_cancelled(closed_error(self.request.request_id))
+        if self.winner is not None:
+            await aclose_quietly(self.winner.batches)
+        assert self.error is not None
+        raise self.error
