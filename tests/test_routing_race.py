@@ -293,3 +293,14 @@ async def test_closing_the_client_from_another_task_ends_its_calls() -> None:
         with pytest.raises(LLMException, match="closed"):
             await llm.generate_text("hi")
     assert [c - t0 for c in provider.closed] == [exactly(1.0)]
+
+
+async def test_two_attempts_ready_in_the_same_instant_one_wins_the_other_is_closed() -> None:
+    primary = Scripted("primary", [2.5, "primary", FINISH])
+    backup = Scripted("backup", [0.5, "backup", FINISH])  # hedged at 2.0: ready at 2.5 too
+    async with client(primary, backup) as llm:
+        t0 = anyio.current_time()
+        response = await llm.generate_response("hi")
+    assert response.content in ("primary", "backup")
+    assert [(a.outcome) for a in response.attempts].count("won") == 1
+    assert [c - t0 for c in primary.closed + backup.closed] == [exactly(2.5), exactly(2.5)]

@@ -188,10 +188,11 @@ class Call:
         self.state = _SERVING
 
     def _remember(self, batch: ChunkBatch) -> None:
-        self.parts += [chunk.text for chunk in batch]
-        last = batch[-1]
-        if last.finish_reason is not None or last.usage is not None:
-            self.closing = last
+        if batch:
+            self.parts += [chunk.text for chunk in batch]
+            last = batch[-1]
+            if last.finish_reason is not None or last.usage is not None:
+                self.closing = last
 
     async def _pull(self) -> ChunkBatch | None:
         winner = self.winner

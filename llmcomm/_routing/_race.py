@@ -26,7 +26,7 @@ from .._errors import AllProvidersFailedError, LLMException, ProviderUnavailable
 from .._types import Attempt
 from ..providers._base import BaseProvider
 from ._attempt import AttemptState, provider_timeout, run_attempt
-from ._guard import notify
+from ._guard import aclose_quietly, notify
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -40,25 +40,32 @@ async def race(manager: ProviderManager, call: Call) -> AttemptState:
         return await _alone(manager, call, pending[0])
     winner: AttemptState | None = None
     failure: LLMException | None = None
-    async with anyio.create_task_group() as tg:
-        # Nothing may be raised out of a task group body (it would come out wrapped in
-        # an ExceptionGroup): the failure is kept and raised once the group is closed.
-        try:
-            winner = await _race_in(manager, call, pending, tg)
-        except LLMException as exc:
-            failure = exc
-        finally:
-            now = call.clock()
-            for attempt in call.attempts:
-                if attempt is not winner and attempt.outcome is None:
-                    attempt.stop(now)
-    for attempt in call.attempts:
-        if attempt.fatal is not None:
-            raise attempt.fatal
-    if failure is not None:
-        raise failure
-    assert winner is not None
-    return winner
+    served = False
+    try:
+        async with anyio.create_task_group() as tg:
+            # Nothing may be raised out of a task group body (it would come out wrapped in
+            # an ExceptionGroup): the failure is kept and raised once the group is closed.
+            try:
+                winner = await _race_in(manager, call, pending, tg)
+            except LLMException as exc:
+                failure = exc
+            finally:
+                now = call.clock()
+                for attempt in call.attempts:
+                    if attempt is not winner and attempt.outcome is None:
+                        attempt.stop(now)
+        for attempt in call.attempts:
+            if attempt.fatal is not None:
+                raise attempt.fatal
+        if failure is not None:
+            raise failure
+        assert winner is not None
+        served = True
+        return winner
+    finally:
+        for attempt in call.attempts:  # ready a moment too late, or the race itself was cancelled
+            if (attempt is not winner or not served) and attempt.first_at is not None and not attempt.exhausted:
+                await aclose_quietly(attempt.batches)
 
 
 async def _plan(manager: ProviderManager, call: Call) -> deque[BaseProvider]:
