@@ -304,3 +304,15 @@ async def test_two_attempts_ready_in_the_same_instant_one_wins_the_other_is_clos
     assert response.content in ("primary", "backup")
     assert [(a.outcome) for a in response.attempts].count("won") == 1
     assert [c - t0 for c in primary.closed + backup.closed] == [exactly(2.5), exactly(2.5)]
+
+
+async def test_a_failure_right_after_the_closing_chunk_still_interrupts_the_stream() -> None:
+    provider = Scripted("p", ["a", FINISH, ProviderUnavailableError("broken after the end")])
+    async with client(provider) as llm, llm.generate_stream("hi") as stream:
+        seen = []
+        with pytest.raises(StreamInterruptedError) as info:
+            async for chunk in stream:
+                seen.append((chunk.text, chunk.finish_reason))
+    assert seen == [("a", None), ("", "stop")]
+    assert info.value.partial_text == "a"
+    assert "broken after the end" in str(info.value)

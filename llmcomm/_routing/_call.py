@@ -67,6 +67,7 @@ class Call:
         "skipped",
         "started",
         "state",
+        "tail_error",
         "timeout",
         "winner",
     )
@@ -102,6 +103,8 @@ class Call:
         self.closing: StreamChunk | None = None
         self.error: LLMException | None = None
         self.response: LLMResponse | None = None
+        #: a provider error raised right after its closing chunk, for the next read
+        self.tail_error: LLMException | None = None
 
     @property
     def running(self) -> bool:
@@ -197,6 +200,12 @@ class Call:
     async def _pull(self) -> ChunkBatch | None:
         winner = self.winner
         assert winner is not None
+        if winner.exhausted:  # its end was read with its closing chunk
+            self._finish()
+            return None
+        if self.tail_error is not None:  # raised just after the closing chunk
+            await self._interrupted(self.tail_error)
+            raise self.error or self.tail_error
         now = self.clock()
         deadline = now + self.manager.stream_idle_timeout
         if self.hard_deadline < deadline:
@@ -212,6 +221,10 @@ class Call:
                     await anyio.lowlevel.checkpoint()  # a provider that never awaits must not freeze the loop
                 try:
                     batch = await winner.batches.__anext__()  # type: ignore[union-attr]
+                    if batch and batch[-1].finish_reason is not None:
+                        # The closing chunk: the provider's end is due now; read it under the same
+                        # deadline (one cancel scope less per call).
+                        self.pending_first = await winner.batches.__anext__()  # type: ignore[union-attr]
                 except StopAsyncIteration:
                     winner.exhausted = True
                 except LLMException as exc:
@@ -233,6 +246,7 @@ class Call:
             await self._close_now()
         if batch is not None:
             self._remember(batch)
+            self.tail_error = error
             return batch
         if scope.cancelled_caught:
             await self._stopped(deadline)
