@@ -77,9 +77,11 @@ class ProviderManager:
         return Call(self, request, providers, timeout, forced=provider is not None and len(self.providers) > 1)
 
     def register(self, call: Call) -> None:
+        """Count `call` as running (it starts), so that `aclose()` ends it."""
         self._calls.add(call)
 
     def unregister(self, call: Call) -> None:
+        """`call` is over."""
         self._calls.discard(call)
 
     def reap(self, call: Call) -> None:
