@@ -24,7 +24,6 @@ from ._errors import ProviderUnavailableError as ProviderUnavailableError
 from ._errors import RateLimitError as RateLimitError
 from ._errors import StreamInterruptedError as StreamInterruptedError
 from ._events import Observer as Observer
-from ._manager import ProviderManager as ProviderManager
 from ._observability import HookEvent as HookEvent
 from ._observability import Hooks as Hooks
 from ._observability import JSONFormatter as JSONFormatter
@@ -34,8 +33,9 @@ from ._observability import RedactingFilter as RedactingFilter
 from ._observability import RequestIdFilter as RequestIdFilter
 from ._observability import current_request_id as current_request_id
 from ._observability import enable_legacy_log_file as enable_legacy_log_file
-from ._retry import CooldownTracker as CooldownTracker
-from ._retry import RetryHandler as RetryHandler
+from ._routing import CooldownTracker as CooldownTracker
+from ._routing import ProviderManager as ProviderManager
+from ._routing import RetryHandler as RetryHandler
 from ._stream import LLMStream as LLMStream
 from ._sync import SyncLLMCommunication as SyncLLMCommunication
 from ._sync import SyncLLMStream as SyncLLMStream

@@ -17,6 +17,7 @@ from ._errors import ConfigurationError
 from ._secrets import check_sendable, mask_secret, mask_url
 
 if TYPE_CHECKING:
+    from ._routing import CooldownTracker, RetryHandler
     from .providers._base import BaseProvider
 
 ProviderKind = Literal["anthropic", "openai", "claude_cli"]
@@ -136,7 +137,9 @@ class Configuration:
     covering every attempt, retry sleep and fallback; `fallback_timeout` is how long
     the first content token may take before the next provider is raced;
     `stream_idle_timeout` is the longest gap between content chunks once a stream
-    has started. `max_connections` bounds the HTTP connection pool shared by the
+    has started. `retry` and `cooldown` take the policy objects themselves
+    (`RetryHandler`, `CooldownTracker`); when given, they replace the `max_retries`,
+    `retry_*` and `cooldown_*` settings. `max_connections` bounds the HTTP connection pool shared by the
     HTTP providers; a request that finds no free connection within `pool_timeout`
     fails with `ProviderUnavailableError` instead of waiting.
     """
@@ -153,6 +156,8 @@ class Configuration:
     auth_cooldown_seconds: float = 300.0
     max_connections: int = 1000
     pool_timeout: float = 10.0
+    retry: RetryHandler | None = None
+    cooldown: CooldownTracker | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
