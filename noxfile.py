@@ -16,10 +16,11 @@ SOURCES = ["llmcomm", "tests", "examples", "benchmarks", "docs/_hooks.py", "noxf
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: the rule families of STYLE.md, and formatting."""
-    session.install("ruff>=0.9")
+    """ruff (the rule families of STYLE.md, and formatting) and the import layers (import-linter)."""
+    session.install("ruff>=0.9", "import-linter>=2.1", "-e", ".")
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
+    session.run("lint-imports")  # the contracts in pyproject.toml: the flow reads from the folder names
 
 
 @nox.session

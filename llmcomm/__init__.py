@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from .providers._claude_cli import ClaudeCLIProvider as ClaudeCLIProvider
     from .providers._openai import OpenAIProvider as OpenAIProvider
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 _LAZY = {
     "AnthropicProvider": "llmcomm.providers._anthropic",

@@ -18,6 +18,7 @@ import orjson
 from .._config import ProviderConfig
 from .._errors import ConfigurationError, InvalidRequestError
 from .._secrets import split_credentials
+from .._version import __version__
 
 #: the `anthropic-version` the locked anthropic SDK sends
 ANTHROPIC_VERSION: Final = "2026-10-21"
@@ -133,6 +134,4 @@ def _check_header(config: ProviderConfig, name: str, value: str, option: str) ->
 
 
 def _user_agent() -> str:
-    from .. import __version__  # here, not at import: the package is complete by the time a provider is built
-
     return f"llmcomm/{__version__}"

@@ -10,8 +10,9 @@ from typing import Any, final
 import orjson
 
 from .._errors import InvalidRequestError, LLMException, ProviderUnavailableError
+from .._secrets import scrub
 from .._types import StreamChunk, UsageInfo
-from ._base import error_for_status, scrub
+from .._wire._status import error_for_status
 
 #: a UTF-16 surrogate: only a line decoded by the lenient fallback can hold one
 _SURROGATE = re.compile("[\ud800-\udfff]")

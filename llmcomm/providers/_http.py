@@ -15,9 +15,9 @@ import orjson
 
 from .._config import ProviderConfig
 from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
-from .._secrets import mask_url, split_credentials
+from .._secrets import mask_url, scrub, scrub_exception, split_credentials
 from .._wire._sse import OversizedMessageError
-from ._base import error_for_status, parse_retry_after, scrub, scrub_exception
+from .._wire._status import error_for_status, parse_retry_after
 
 # Enough for a thousand concurrent streams on one client; a request that cannot get
 # a connection within POOL_TIMEOUT fails with a typed error instead of hanging.

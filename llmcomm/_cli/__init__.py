@@ -23,8 +23,8 @@ from typing import Any, TextIO
 
 import anyio
 
-from ._client import LLMCommunication
-from ._errors import (
+from .._client import LLMCommunication
+from .._errors import (
     AllProvidersFailedError,
     AuthenticationError,
     ConfigurationError,
@@ -35,7 +35,7 @@ from ._errors import (
     RateLimitError,
     StreamInterruptedError,
 )
-from ._types import LLMResponse
+from .._types import LLMResponse
 
 PROG = "llmcomm"
 EXIT_OK = 0
@@ -55,11 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] == "providers":
-            from ._cli_providers import run_providers
+            from ._providers import run_providers
 
             return run_providers(args[1:])
         if args and args[0] == "demo":
-            from ._cli_demo import run_demo
+            from ._demo import run_demo
 
             return run_demo(args[1:])
         return _run_ask(args)
@@ -119,7 +119,7 @@ def _hint(error: LLMException) -> str:
 
 
 def _ask_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG,
