@@ -142,31 +142,23 @@ class LLMCommunication:
                 await stack.aclose()
 
     async def _build_providers(self, stack: AsyncExitStack) -> list[BaseProvider]:
-        kinds = {p.kind for p in self.config.providers if isinstance(p, ProviderConfig)}
+        from .providers._factory import HTTP_KINDS, build_provider
+
+        config = self.config
         http_client = None
-        if kinds & {"anthropic", "openai"}:
+        if any(isinstance(p, ProviderConfig) and p.kind in HTTP_KINDS for p in config.providers):
             from .providers._http import new_http_client
 
-            http_client = new_http_client(self.config.max_connections, self.config.pool_timeout)
+            http_client = new_http_client(
+                config.max_connections, config.pool_timeout, proxy=config.proxy, verify=config.verify
+            )
             stack.push_async_callback(http_client.aclose)
         providers: list[BaseProvider] = []
-        for entry in self.config.providers:
+        for entry in config.providers:
             if not isinstance(entry, ProviderConfig):
                 providers.append(entry)
                 continue
-            provider: BaseProvider
-            if entry.kind == "anthropic":
-                from .providers._anthropic import AnthropicProvider
-
-                provider = AnthropicProvider(entry, http_client)
-            elif entry.kind == "openai":
-                from .providers._openai import OpenAIProvider
-
-                provider = OpenAIProvider(entry, http_client)
-            else:
-                from .providers._claude_cli import ClaudeCLIProvider
-
-                provider = ClaudeCLIProvider(entry)
+            provider = build_provider(entry, http_client, config.extra_headers)
             stack.push_async_callback(provider.aclose)
             providers.append(provider)
         return providers

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Literal, final
@@ -62,14 +63,24 @@ def provider_problem(config: ProviderConfig) -> str | None:
         return problem
     if config.base_url and (problem := url_problem(config.base_url)):
         return f"base_url {mask_url(config.base_url)!r} {problem}; set it like http://host:port"
-    items: Iterable[tuple[object, object]] = config.headers.items()  # users pass anything: check it
+    if (problem := headers_problem(config.headers)) is not None:
+        return f"headers {problem}"
+    return None
+
+
+def headers_problem(headers: Mapping[str, str]) -> str | None:
+    """Why a mapping of headers cannot be sent over HTTP, or None when it can.
+
+    The reason names the header, never its value, and says what to do.
+    """
+    items: Iterable[tuple[object, object]] = headers.items()  # users pass anything: check it
     for name, value in items:
         if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
-            return f"headers has a name that is not a valid HTTP header name ({name!r}); fix it"
+            return f"has a name that is not a valid HTTP header name ({name!r}); fix it"
         if not isinstance(value, str):
-            return f"header {name!r} must be a str, got {type(value).__name__}"
+            return f"has header {name!r} whose value must be a str, got {type(value).__name__}"
         if problem := check_sendable(value, f"header {name!r}", spaces_inside=True):
-            return problem
+            return f"is not sendable: {problem}"
     return None
 
 
@@ -142,6 +153,12 @@ class Configuration:
     `retry_*` and `cooldown_*` settings. `max_connections` bounds the HTTP connection pool shared by the
     HTTP providers; a request that finds no free connection within `pool_timeout`
     fails with `ProviderUnavailableError` instead of waiting.
+
+    HTTP settings: `proxy` (a URL; http://, https://, socks5:// or socks5h://)
+    carries every request, instead of the proxy environment variables; `verify` is
+    False (no TLS verification), the path of a CA bundle or an `ssl.SSLContext`;
+    `extra_headers` go with every HTTP request (a provider's own `headers` win).
+    Raises `ConfigurationError` for a value that cannot be used.
     """
 
     providers: Sequence[ProviderConfig | BaseProvider] = ()
@@ -158,9 +175,23 @@ class Configuration:
     pool_timeout: float = 10.0
     retry: RetryHandler | None = None
     cooldown: CooldownTracker | None = None
+    proxy: str | None = field(default=None, repr=False)
+    verify: bool | str | ssl.SSLContext = True
+    extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
+        if self.proxy is not None and not isinstance(self.proxy, str):
+            raise ConfigurationError(f"proxy must be a URL (str), got {type(self.proxy).__name__}")
+        if not isinstance(self.verify, bool | str | ssl.SSLContext):
+            raise ConfigurationError(
+                "verify must be True, False, the path of a CA bundle or an ssl.SSLContext, "
+                f"got {type(self.verify).__name__}"
+            )
+        if isinstance(self.verify, str) and not os.path.exists(self.verify):
+            raise ConfigurationError(f"verify names a CA bundle that does not exist: {self.verify!r}")
+        if (problem := headers_problem(self.extra_headers)) is not None:
+            raise ConfigurationError(f"extra_headers {problem}")
         for name in ("fallback_timeout", "stream_idle_timeout", "timeout", "pool_timeout"):
             if not getattr(self, name) > 0:  # also refuses NaN
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
