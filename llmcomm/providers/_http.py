@@ -174,8 +174,10 @@ def new_http_client(
     failure = None
     try:
         if isinstance(verify, str):
-            bundle = {"capath": verify} if os.path.isdir(verify) else {"cafile": verify}
-            verify = ssl.create_default_context(**bundle)
+            if os.path.isdir(verify):
+                verify = ssl.create_default_context(capath=verify)
+            else:
+                verify = ssl.create_default_context(cafile=verify)
         return httpx2.AsyncClient(
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=MAX_KEEPALIVE),
             timeout=httpx2.Timeout(60.0, connect=CONNECT_TIMEOUT, pool=pool_timeout),
