@@ -48,6 +48,8 @@ def examples(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "examples/example.py")
     session.run("python", "examples/service_factory.py")
+    session.run("python", "examples/tool_calling.py")
+    session.run("python", "examples/images.py")
     session.run("llmcomm", "demo")
 
 

@@ -24,6 +24,14 @@ from ._errors import ProviderUnavailableError as ProviderUnavailableError
 from ._errors import RateLimitError as RateLimitError
 from ._errors import StreamInterruptedError as StreamInterruptedError
 from ._events import Observer as Observer
+from ._messages import DocumentPart as DocumentPart
+from ._messages import ImagePart as ImagePart
+from ._messages import Message as Message
+from ._messages import ReasoningPart as ReasoningPart
+from ._messages import TextPart as TextPart
+from ._messages import Tool as Tool
+from ._messages import ToolCall as ToolCall
+from ._messages import ToolCallDelta as ToolCallDelta
 from ._observability import HookEvent as HookEvent
 from ._observability import Hooks as Hooks
 from ._observability import JSONFormatter as JSONFormatter
@@ -41,7 +49,6 @@ from ._sync import SyncLLMCommunication as SyncLLMCommunication
 from ._sync import SyncLLMStream as SyncLLMStream
 from ._types import Attempt as Attempt
 from ._types import LLMResponse as LLMResponse
-from ._types import Message as Message
 from ._types import Request as Request
 from ._types import StreamChunk as StreamChunk
 from ._types import UsageInfo as UsageInfo
@@ -78,8 +85,10 @@ __all__ = [
     "Configuration",
     "ConfigurationError",
     "CooldownTracker",
+    "DocumentPart",
     "HookEvent",
     "Hooks",
+    "ImagePart",
     "InvalidRequestError",
     "JSONFormatter",
     "LLMCommunication",
@@ -98,6 +107,7 @@ __all__ = [
     "ProviderManager",
     "ProviderUnavailableError",
     "RateLimitError",
+    "ReasoningPart",
     "RedactingFilter",
     "Request",
     "RequestIdFilter",
@@ -108,6 +118,10 @@ __all__ = [
     "StreamInterruptedError",
     "SyncLLMCommunication",
     "SyncLLMStream",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
     "UsageInfo",
     "current_request_id",
     "enable_legacy_log_file",

@@ -10,6 +10,7 @@ import os
 import re
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Literal, final
 from urllib.parse import urlsplit
@@ -92,7 +93,9 @@ class ProviderConfig:
     `base_url` means what it means to the official SDK of that kind:
     `http://host:port` for Anthropic, `http://host:port/v1` for OpenAI-compatible
     servers. `timeout` bounds one attempt on this provider and the longest silence
-    tolerated on its connection. For `kind="claude_cli"`, `cli_path` names the
+    tolerated on its connection. `capabilities` (a set of `tools`, `images`,
+    `documents`, `response_format`, `reasoning`, `prefill`) replaces the kind's
+    default set of what the provider can take. For `kind="claude_cli"`, `cli_path` names the
     executable and `env` adds variables to the child's environment; `base_url` and
     `api_key` reach the child through its environment, never its argv.
     `auth_header` names the header that carries `api_key` for a gateway that wants
@@ -111,6 +114,7 @@ class ProviderConfig:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     auth_header: str | None = None
+    capabilities: AbstractSet[str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -123,6 +127,10 @@ class ProviderConfig:
             raise ConfigurationError(f"max_tokens of provider {self.name!r} must be positive, got {self.max_tokens}")
         if not self.timeout > 0:  # also refuses NaN
             raise ConfigurationError(f"timeout of provider {self.name!r} must be positive, got {self.timeout}")
+        if self.capabilities is not None:
+            from ._capabilities import check_capabilities
+
+            object.__setattr__(self, "capabilities", check_capabilities(self.capabilities, self.name))
 
     def __repr__(self) -> str:
         parts = [f"name={self.name!r}", f"kind={self.kind!r}", f"model={self.model!r}"]

@@ -6,58 +6,24 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from ._call_options import CONVERSATION_OPTIONS, conversation_options
+from ._conversation import check_encodable, conversation
 from ._errors import InvalidRequestError
-from ._types import ROLES, Message, Request
+from ._types import Request
 
 #: options every call accepts; anything else is refused, so a typo never passes silently
-CALL_OPTIONS = frozenset({"model", "max_tokens", "temperature", "system", "provider", "timeout", "request_id", "extra"})
+CALL_OPTIONS = (
+    frozenset({"model", "max_tokens", "temperature", "system", "provider", "timeout", "request_id", "extra"})
+    | CONVERSATION_OPTIONS
+)
 
 
 def new_request_id() -> str:
     """A request id in the legacy format `LLM-<epoch ms>-<8 hex>`."""
     return f"LLM-{int(time.time() * 1000)}-{os.urandom(4).hex()}"
-
-
-def to_message(item: object, position: int) -> Message:
-    """One message from a `Message`, a dict or an object with `.role`/`.content`."""
-    if isinstance(item, Message):
-        role, content, name = item.role, item.content, item.name
-    elif isinstance(item, Mapping):
-        if "role" not in item or "content" not in item:
-            raise InvalidRequestError(
-                f"message {position} needs 'role' and 'content' keys, got {sorted(map(str, item))}"
-            )
-        role, content, name = item["role"], item["content"], item.get("name")
-    elif hasattr(item, "role") and hasattr(item, "content"):
-        role, content, name = item.role, item.content, getattr(item, "name", None)
-    else:
-        raise InvalidRequestError(
-            f"message {position} is a {type(item).__name__}; pass a Message, a dict or an object with .role and .content"
-        )
-    if not isinstance(role, str) or role not in ROLES:
-        raise InvalidRequestError(f"message {position} has role {role!r}; use one of 'system', 'user', 'assistant'")
-    if not isinstance(content, str):
-        raise InvalidRequestError(f"message {position} content must be a str, got {type(content).__name__}")
-    if name is not None and not isinstance(name, str):
-        raise InvalidRequestError(f"message {position} name must be a str or None, got {type(name).__name__}")
-    check_encodable(content, f"message {position} content")
-    if name is not None:
-        check_encodable(name, f"message {position} name")
-    return Message(role, content, name)
-
-
-def check_encodable(text: str, what: str) -> None:
-    """Refuse text that cannot travel as UTF-8 (a lone surrogate), before any I/O."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidRequestError(
-            f"{what} is not valid Unicode text (a lone surrogate at index {exc.start}); "
-            "decode the input with errors='replace' or strip the surrogates"
-        ) from None
 
 
 def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Request:
@@ -67,42 +33,17 @@ def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Req
         raise InvalidRequestError(
             f"unknown option(s) {sorted(unknown)}; use {sorted(CALL_OPTIONS)} (provider-specific fields go in extra={{...}})"
         )
-    if prompt_or_messages is None:
-        raise InvalidRequestError("the prompt is None; pass a non-empty string or a list of messages")
-    if isinstance(prompt_or_messages, str):
-        if not prompt_or_messages.strip():
-            raise InvalidRequestError("the prompt is empty; pass a non-empty string")
-        check_encodable(prompt_or_messages, "the prompt")
-        messages = [Message("user", prompt_or_messages)]
-    elif isinstance(prompt_or_messages, bytes | Mapping) or not isinstance(prompt_or_messages, Iterable):
-        raise InvalidRequestError(
-            f"expected a prompt string or a list of messages, got {type(prompt_or_messages).__name__}"
-        )
-    else:
-        messages = [to_message(item, i) for i, item in enumerate(prompt_or_messages)]
-    system_parts = [m.content for m in messages if m.role == "system" and m.content.strip()]
-    system_option = options.get("system")
-    if system_option is not None:
-        if not isinstance(system_option, str):
-            raise InvalidRequestError(f"system must be a str, got {type(system_option).__name__}")
-        check_encodable(system_option, "system")
-        if system_option.strip():
-            system_parts.insert(0, system_option)
-    turns = tuple(m for m in messages if m.role != "system")
-    if not turns:
-        raise InvalidRequestError("the message list has no user or assistant message; add at least one user message")
-    if turns[-1].role != "user":
-        raise InvalidRequestError("the last message must come from the user; append the user's turn")
-    if not any(m.content.strip() for m in turns):
-        raise InvalidRequestError("every message is empty; give the user message some content")
+    system, system_cache, turns = conversation(prompt_or_messages, options.get("system"))
     return Request(
         messages=turns,
-        system="\n\n".join(system_parts) or None,
+        system=system,
+        system_cache=system_cache,
         model=_optional_str(options, "model"),
         max_tokens=_max_tokens(options.get("max_tokens")),
         temperature=_temperature(options.get("temperature")),
         extra=_extra(options.get("extra")),
         request_id=_optional_str(options, "request_id") or new_request_id(),
+        **conversation_options(options, turns),
     )
 
 

@@ -6,24 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, final
 
-Role = Literal["system", "user", "assistant"]
-ROLES: frozenset[str] = frozenset(("system", "user", "assistant"))
+from ._messages import ROLES as ROLES
+from ._messages import Message as Message
+from ._messages import ReasoningPart, Tool, ToolCall, ToolCallDelta, assistant_message
+from ._messages import Role as Role
 
-AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown"]
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One turn of a conversation.
-
-    Wherever llmcomm takes a list of messages it also accepts dicts
-    (`{"role": ..., "content": ...}`) and any object with `.role` and `.content`.
-    """
-
-    role: Role
-    content: str
-    name: str | None = None
+AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown", "skipped-unsupported"]
 
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -153,29 +141,121 @@ def _usage(p: int, c: int, t: int, cr: int, cw: int, r: int) -> UsageInfo:
 
 @final
 @dataclass(frozen=True, slots=True)
+class ChunkExtras:
+    """What a few chunks carry besides text and reasoning (see the `StreamChunk` properties)."""
+
+    tool_call: ToolCallDelta | None = None
+    reasoning_part: ReasoningPart | None = None
+    refusal: str = ""
+    raw_finish_reason: str | None = None
+    provider_request_id: str | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True, init=False, repr=False)
 class StreamChunk:
     """One piece of a streamed reply.
 
-    `text` is answer text only; `reasoning` carries reasoning (thinking) deltas.
-    Both are empty on the closing chunk, which carries `finish_reason` and, when
-    the provider reports it, `usage`.
+    `text` is answer text only; `reasoning` carries reasoning (thinking) deltas;
+    `tool_call` a piece of a tool call (`ToolCallDelta`); `refusal` a piece of an
+    OpenAI refusal; `reasoning_part` a whole reasoning block once it ends (with
+    Anthropic's signature). The closing chunk carries `finish_reason` (normalised:
+    stop, length, tool_calls, content_filter, refusal, other), the provider's own
+    `raw_finish_reason`, its `provider_request_id` and, when the provider reports
+    it, `usage`. The rarely set fields live in one `extras` object, so a text
+    chunk costs what it always did.
     """
 
     text: str
     provider: str
     model: str
-    index: int = 0
-    finish_reason: str | None = None
-    usage: UsageInfo | None = None
-    reasoning: str = ""
+    index: int
+    finish_reason: str | None
+    usage: UsageInfo | None
+    reasoning: str
+    extras: ChunkExtras | None
+
+    def __init__(
+        self,
+        text: str,
+        provider: str,
+        model: str,
+        index: int = 0,
+        finish_reason: str | None = None,
+        usage: UsageInfo | None = None,
+        reasoning: str = "",
+        *,
+        tool_call: ToolCallDelta | None = None,
+        reasoning_part: ReasoningPart | None = None,
+        refusal: str = "",
+        raw_finish_reason: str | None = None,
+        provider_request_id: str | None = None,
+        extras: ChunkExtras | None = None,
+    ) -> None:
+        if extras is None and (
+            tool_call is not None
+            or reasoning_part is not None
+            or refusal
+            or raw_finish_reason is not None
+            or provider_request_id is not None
+        ):
+            extras = ChunkExtras(tool_call, reasoning_part, refusal, raw_finish_reason, provider_request_id)
+        store = object.__setattr__
+        store(self, "text", text)
+        store(self, "provider", provider)
+        store(self, "model", model)
+        store(self, "index", index)
+        store(self, "finish_reason", finish_reason)
+        store(self, "usage", usage)
+        store(self, "reasoning", reasoning)
+        store(self, "extras", extras)
+
+    @property
+    def tool_call(self) -> ToolCallDelta | None:
+        """A piece of a tool call, or None."""
+        return self.extras.tool_call if self.extras is not None else None
+
+    @property
+    def reasoning_part(self) -> ReasoningPart | None:
+        """A whole reasoning block, sent once it ended, or None."""
+        return self.extras.reasoning_part if self.extras is not None else None
+
+    @property
+    def refusal(self) -> str:
+        """A piece of a refusal ("" when none)."""
+        return self.extras.refusal if self.extras is not None else ""
+
+    @property
+    def raw_finish_reason(self) -> str | None:
+        """The provider's own finish reason (on the closing chunk)."""
+        return self.extras.raw_finish_reason if self.extras is not None else None
+
+    @property
+    def provider_request_id(self) -> str | None:
+        """The provider's id for the request (on the closing chunk, when it sent one)."""
+        return self.extras.provider_request_id if self.extras is not None else None
+
+    def __repr__(self) -> str:
+        shown = [f"text={self.text!r}", f"provider={self.provider!r}", f"model={self.model!r}", f"index={self.index}"]
+        shown += [
+            f"{name}={value!r}" for name in ("finish_reason", "usage") if (value := getattr(self, name)) is not None
+        ]
+        if self.reasoning:
+            shown.append(f"reasoning={self.reasoning!r}")
+        if self.extras is not None:
+            shown += [f"{name}={value!r}" for name in ChunkExtras.__slots__ if (value := getattr(self.extras, name))]
+        return f"StreamChunk({', '.join(shown)})"
 
 
 def is_progress(chunk: StreamChunk) -> bool:
-    """Whether a chunk shows the provider is producing a reply: answer text or reasoning.
+    """Whether a chunk shows the provider is producing a reply: text, reasoning, a tool-call delta or a refusal.
 
     Progress wins the fallback race and resets the idle watchdog (DESIGN Part 2).
     """
-    return bool(chunk.text or chunk.reasoning)
+    if chunk.text or chunk.reasoning:
+        return True
+    extras = chunk.extras
+    return extras is not None and (extras.tool_call is not None or bool(extras.refusal))
 
 
 #: A run of chunks decoded from one network read. Built-in providers hand chunks to
@@ -194,6 +274,7 @@ class _ChunkDraft:
     finish_reason: str | None
     usage: UsageInfo | None
     reasoning: str
+    extras: ChunkExtras | None
 
 
 def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChunk:
@@ -212,6 +293,7 @@ def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChu
     chunk.finish_reason = None
     chunk.usage = None
     chunk.reasoning = ""
+    chunk.extras = None
     chunk.__class__ = StreamChunk  # type: ignore[assignment]
     return chunk  # type: ignore[return-value]
 
@@ -245,6 +327,17 @@ class LLMResponse:
     finish_reason: str | None = None
     time_to_first_token: float | None = None
     attempts: tuple[Attempt, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str = ""
+    refusal: str | None = None
+    raw_finish_reason: str | None = None
+    provider_request_id: str | None = None
+    reasoning_parts: tuple[ReasoningPart, ...] = ()
+
+    def to_message(self) -> Message:
+        """The assistant `Message` to append to the conversation: reasoning (with the
+        provider's signature, sent back only to that provider), text and tool calls."""
+        return assistant_message(self.content, self.tool_calls, self.reasoning_parts, self.reasoning)
 
 
 @final
@@ -253,7 +346,9 @@ class Request:
     """A validated, provider-neutral request, as providers receive it.
 
     `system` holds the system text gathered from system messages and the `system=`
-    option; `messages` holds only user and assistant turns. `model` and
+    option; `messages` holds only user, assistant and tool turns. `tools`,
+    `tool_choice`, `parallel_tool_calls`, `reasoning_effort` and `cache` (a
+    prompt-cache breakpoint after the system text) are the conversation options. `model` and
     `max_tokens` are None when the provider's configured values apply.
     """
 
@@ -264,3 +359,9 @@ class Request:
     temperature: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     request_id: str = ""
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None
+    cache: bool = False
+    system_cache: bool = False

@@ -47,7 +47,8 @@ async def test_text_chunks_and_usage(server: FakeServer, kind: Kind) -> None:
     assert [c.index for c in chunks[:-1]] == [0, 1, 2, 3]
     assert all(c.provider == kind for c in chunks)
     closing = chunks[-1]
-    assert closing.finish_reason == ("end_turn" if kind == "anthropic" else "stop")
+    assert closing.finish_reason == "stop"
+    assert closing.raw_finish_reason == ("end_turn" if kind == "anthropic" else "stop")
     assert closing.usage is not None
     assert (closing.usage.prompt_tokens, closing.usage.completion_tokens, closing.usage.total_tokens) == (11, 7, 18)
     assert response is not None

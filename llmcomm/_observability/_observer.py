@@ -44,7 +44,7 @@ class _CallState:
 
 
 def _last_user_text(request: Request) -> str:
-    return request.messages[-1].content if request.messages else ""
+    return request.messages[-1].text if request.messages else ""
 
 
 @final

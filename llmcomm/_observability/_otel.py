@@ -67,7 +67,7 @@ def _version() -> str:
 
 def _messages(request: Request) -> str:
     return orjson.dumps(
-        [{"role": m.role, "parts": [{"type": "text", "content": m.content}]} for m in request.messages]
+        [{"role": m.role, "parts": [{"type": "text", "content": m.text}]} for m in request.messages]
     ).decode()
 
 
@@ -172,8 +172,8 @@ class OTelRecorder:
         span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
         span.set_attribute("llmcomm.provider", response.provider)
         span.set_attribute("llmcomm.attempts", attempts)
-        if response.finish_reason:
-            span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
+        if response.finish_reason:  # the provider's own value, as the GenAI conventions record it
+            span.set_attribute("gen_ai.response.finish_reasons", [response.raw_finish_reason or response.finish_reason])
         if self.capture_content:
             span.set_attribute(
                 "gen_ai.output.messages",

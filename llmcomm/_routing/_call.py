@@ -22,6 +22,7 @@ import anyio
 import anyio.lowlevel
 
 from .._errors import LLMException, ProviderUnavailableError, StreamInterruptedError
+from .._messages import assemble
 from .._observability._context import _request_id
 from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
 from ..providers._base import BaseProvider
@@ -47,6 +48,7 @@ class Call:
         "__weakref__",
         "attempts",
         "cancel_requested",
+        "chunks",
         "clock",
         "closing",
         "deadline",
@@ -100,6 +102,7 @@ class Call:
         self.winner: AttemptState | None = None
         self.pending_first: ChunkBatch | None = None
         self.parts: list[str] = []
+        self.chunks: list[StreamChunk] = []  # for what a reply holds besides text (`assemble`)
         self.closing: StreamChunk | None = None
         self.error: LLMException | None = None
         self.response: LLMResponse | None = None
@@ -193,6 +196,7 @@ class Call:
     def _remember(self, batch: ChunkBatch) -> None:
         if batch:
             self.parts += [chunk.text for chunk in batch]
+            self.chunks += batch
             last = batch[-1]
             if last.finish_reason is not None or last.usage is not None:
                 self.closing = last
@@ -311,6 +315,7 @@ class Call:
             finish_reason=closing.finish_reason if closing else None,
             time_to_first_token=first_at - self.started,
             attempts=self.attempt_records(now),
+            **assemble(self.chunks).response_fields(),
         )
         self._settle()
         notify(self.manager.observer.request_end, self.request, response)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskGroup
 
+from .._capabilities import skip_unsupported
 from .._errors import AllProvidersFailedError, LLMException, ProviderUnavailableError
 from .._types import Attempt
 from ..providers._base import BaseProvider
@@ -69,13 +70,15 @@ async def race(manager: ProviderManager, call: Call) -> AttemptState:
 
 
 async def _plan(manager: ProviderManager, call: Call) -> deque[BaseProvider]:
-    """The providers to try, in order, skipping those cooling down (never all of them)."""
+    """The providers to try, in order: those that can serve the call (capabilities),
+    skipping those cooling down (never all of them)."""
+    providers = skip_unsupported(call.request, call.providers, call.skipped)
     if call.forced:
-        return deque(call.providers)  # forced with provider=: the caller's choice beats cooldown
+        return deque(providers)  # forced with provider=: the caller's choice beats cooldown
     cooldown = manager.cooldown
     while True:
         order: deque[BaseProvider] = deque()
-        for provider in call.providers:
+        for provider in providers:
             taken = cooldown.acquire(provider.name)
             if taken == "probe":
                 call.probes.append(provider.name)
@@ -84,13 +87,13 @@ async def _plan(manager: ProviderManager, call: Call) -> deque[BaseProvider]:
         if not order:
             # Every provider is cooling down: probe the one whose cooldown ends first
             # rather than fail without sending anything.
-            name = cooldown.earliest(p.name for p in call.providers)
+            name = cooldown.earliest(p.name for p in providers)
             assert name is not None
             taken = cooldown.force_probe(name)
             if taken == "probe":
                 call.probes.append(name)
             if taken is not None:
-                order.append(next(p for p in call.providers if p.name == name))
+                order.append(next(p for p in providers if p.name == name))
             else:  # another call is probing it: its outcome decides, within this call's deadline
                 error = await cooldown.wait_settled(name)
                 if error is not None:
@@ -103,7 +106,7 @@ async def _plan(manager: ProviderManager, call: Call) -> deque[BaseProvider]:
                     ) from error
                 continue
         chosen = set(map(id, order))
-        call.skipped += [Attempt(p.name, "skipped-cooldown") for p in call.providers if id(p) not in chosen]
+        call.skipped += [Attempt(p.name, "skipped-cooldown") for p in providers if id(p) not in chosen]
         return order
 
 

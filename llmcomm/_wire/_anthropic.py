@@ -1,9 +1,12 @@
 """Anthropic Messages events into chunks: a sans-I/O state machine.
 
 Events: `message_start` (model, first usage), `content_block_start`,
-`content_block_delta` (`text_delta` -> text, `thinking_delta` -> reasoning;
-signatures and tool input are not chunk text), `message_delta` (stop reason and
-the final, cumulative usage), `message_stop` (terminal), `ping`, `error`.
+`content_block_delta` (`text_delta` -> text, `thinking_delta` -> reasoning,
+`input_json_delta` -> a tool-call delta, `signature_delta` kept for the
+thinking block), `content_block_stop` (a tool call's closing delta with the
+parsed call; a thinking or redacted_thinking block as one `ReasoningPart`),
+`message_delta` (stop reason and the final, cumulative usage), `message_stop`
+(terminal), `ping`, `error`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from typing import Any, final
 
 import orjson
 
+from .._messages import ReasoningPart
 from .._types import ChunkBatch, UsageInfo, content_chunk
+from ._calls import ToolCallState
 from ._decoder import DONE, Append, MalformedEventError, StreamDecoder, as_text, count, lenient_loads, wire_error
 from ._sse import DEFAULT_MAX_EVENT_BYTES
 
@@ -24,13 +29,16 @@ _COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cach
 class AnthropicDecoder(StreamDecoder):
     """Decodes one Messages stream (or a whole Message body) into chunks."""
 
-    __slots__ = ("_counts",)
+    __slots__ = ("_calls", "_counts", "_thinking")
 
     terminal = "message_stop"
 
     def __init__(self, provider: str, model: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         super().__init__(provider, model, max_event_bytes)
         self._counts: dict[str, int] = {}
+        self._calls = ToolCallState()
+        # block index -> [thinking text so far, signature, redacted data] of an open thinking block
+        self._thinking: dict[object, list[str | None]] = {}
 
     def feed(self, data: bytes) -> ChunkBatch:
         """The chunks one network read completes (see `StreamDecoder`)."""
@@ -88,13 +96,28 @@ class AnthropicDecoder(StreamDecoder):
             delta = event["delta"]
             if not isinstance(delta, dict):
                 raise MalformedEventError(f"a content_block_delta's delta is a {type(delta).__name__}")
-            text = as_text(delta.get("text"), "delta.text")
-            self._emit(append, text, as_text(delta.get("thinking"), "delta.thinking"), repair)
+            delta_kind = delta.get("type")
+            if delta_kind == "input_json_delta":
+                self._piece(append, self._calls.piece(event.get("index"), None, None, delta.get("partial_json")))
+            elif delta_kind == "signature_delta":
+                if (block := self._thinking.get(event.get("index"))) is not None:
+                    block[1] = (block[1] or "") + as_text(delta.get("signature"), "delta.signature")
+            else:
+                text = as_text(delta.get("text"), "delta.text")
+                thinking = as_text(delta.get("thinking"), "delta.thinking")
+                if thinking and (block := self._thinking.get(event.get("index"))) is not None:
+                    block[0] = (block[0] or "") + thinking
+                self._emit(append, text, thinking, repair)
         elif kind == "content_block_start":
             block = event.get("content_block")
-            if isinstance(block, dict):  # a block may open with text (some proxies send it here)
-                text = as_text(block.get("text"), "content_block.text")
-                self._emit(append, text, as_text(block.get("thinking"), "content_block.thinking"), repair)
+            if isinstance(block, dict):
+                self._start_block(event.get("index"), block, append, repair)
+        elif kind == "content_block_stop":
+            key = event.get("index")
+            self._piece(append, self._calls.done(key))
+            if (thought := self._thinking.pop(key, None)) is not None:
+                said, signature, redacted = thought
+                self._piece(append, part=ReasoningPart(said or "", signature, redacted, self.provider))
         elif kind == "message_start":
             message = event["message"]
             model = message.get("model")
@@ -105,7 +128,7 @@ class AnthropicDecoder(StreamDecoder):
             delta = event.get("delta")
             reason = delta.get("stop_reason") if isinstance(delta, dict) else None
             if reason:
-                self.finish_reason = str(reason)
+                self._finish(reason)
             self._count(event.get("usage"))
         elif kind == "message_stop":
             self.finished = True
@@ -113,6 +136,30 @@ class AnthropicDecoder(StreamDecoder):
         elif kind == "error" or event.get("error"):
             raise wire_error(event)
         return False
+
+    def _start_block(self, key: object, block: dict[str, Any], append: Append, repair: bool) -> None:
+        kind = block.get("type")
+        if kind == "tool_use":
+            self._piece(append, self._calls.piece(key, block.get("id"), block.get("name"), None))
+            whole = block.get("input")
+            if isinstance(whole, dict) and whole:  # a proxy that sends the input whole, not in deltas
+                self._piece(append, self._calls.done(key, whole))
+            return
+        if kind == "redacted_thinking":
+            self._thinking[key] = ["", None, as_text(block.get("data"), "content_block.data")]
+            return
+        # a block may open with text (some proxies send it here)
+        text = as_text(block.get("text"), "content_block.text")
+        thinking = as_text(block.get("thinking"), "content_block.thinking")
+        if kind == "thinking":
+            self._thinking[key] = [thinking, as_text(block.get("signature"), "content_block.signature") or None, None]
+        self._emit(append, text, thinking, repair)
+
+    def _open_parts(self) -> ChunkBatch:
+        batch: ChunkBatch = []
+        for delta in self._calls.done_all():
+            self._piece(batch.append, delta)
+        return batch
 
     def _count(self, usage: object) -> None:
         if isinstance(usage, dict):
@@ -157,9 +204,19 @@ class AnthropicDecoder(StreamDecoder):
             elif block.get("type") == "thinking":
                 thoughts.append(as_text(block.get("thinking"), "content.thinking"))
         if reason := obj.get("stop_reason"):
-            self.finish_reason = str(reason)
+            self._finish(reason)
         self._count(obj.get("usage"))
         batch: ChunkBatch = []
         self._emit(batch.append, "", "".join(thoughts), True)
         self._emit(batch.append, "".join(texts), "", True)
+        for position, block in enumerate(content):  # then the reasoning blocks whole, and the tool calls
+            kind = block.get("type")
+            if kind in ("thinking", "redacted_thinking"):
+                thought = as_text(block.get("thinking"), "content.thinking")
+                signature = as_text(block.get("signature"), "content.signature") or None
+                redacted = as_text(block.get("data"), "content.data") if kind == "redacted_thinking" else None
+                self._piece(batch.append, part=ReasoningPart(thought, signature, redacted, self.provider))
+            elif kind == "tool_use":
+                self._piece(batch.append, self._calls.piece(position, block.get("id"), block.get("name"), None))
+                self._piece(batch.append, self._calls.done(position, block.get("input")))
         return batch

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from .._messages import ReasoningPart, ToolCallDelta, normalise_finish_reason
 from .._types import ChunkBatch, StreamChunk, UsageInfo, content_chunk
 from ._sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
@@ -136,7 +137,18 @@ class StreamDecoder:
     stdlib, `OversizedMessageError` for an event over the bound (bytes).
     """
 
-    __slots__ = ("_held", "_sse", "failure", "finish_reason", "finished", "index", "model", "provider")
+    __slots__ = (
+        "_held",
+        "_sse",
+        "failure",
+        "finish_reason",
+        "finished",
+        "index",
+        "model",
+        "provider",
+        "provider_request_id",
+        "raw_finish_reason",
+    )
 
     #: what the terminal event is called, for messages
     terminal = "the terminal event"
@@ -146,6 +158,8 @@ class StreamDecoder:
         self.model = model
         self.index = 0
         self.finish_reason: str | None = None
+        self.raw_finish_reason: str | None = None
+        self.provider_request_id: str | None = None  # set by the reader from the response headers
         self.finished = False
         self.failure: Exception | None = None
         self._held = ""  # a high surrogate that ended the last text, waiting for its other half
@@ -189,8 +203,37 @@ class StreamDecoder:
             self._held = ""
             closing.append(content_chunk("\ufffd", self.provider, self.model, self.index))
             self.index += 1
-        closing.append(StreamChunk("", self.provider, self.model, self.index, self.finish_reason, self.usage()))
+        closing += self._open_parts()
+        closing.append(
+            StreamChunk(
+                "",
+                self.provider,
+                self.model,
+                self.index,
+                self.finish_reason,
+                self.usage(),
+                raw_finish_reason=self.raw_finish_reason,
+                provider_request_id=self.provider_request_id,
+            )
+        )
         return closing
+
+    def _open_parts(self) -> ChunkBatch:
+        """Chunks for what the wire left open at the end (tool calls without their closing piece)."""
+        return []
+
+    def _finish(self, reason: object) -> None:
+        """Note the provider's finish reason, normalised, and as it was."""
+        raw = str(reason)
+        self.raw_finish_reason = raw
+        self.finish_reason = normalise_finish_reason(raw)
+
+    def _piece(self, append: Append, delta: ToolCallDelta | None = None, part: ReasoningPart | None = None) -> None:
+        """Append a chunk for a tool-call delta or a whole reasoning block."""
+        if delta is None and part is None:
+            return
+        append(StreamChunk("", self.provider, self.model, self.index, tool_call=delta, reasoning_part=part))
+        self.index += 1
 
     def _loads_body(self, body: bytes) -> dict[str, Any]:
         try:

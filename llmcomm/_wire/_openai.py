@@ -3,7 +3,10 @@
 Only choice 0 is the reply: a request with `n` > 1 streams the choices
 interleaved, and the others are skipped. `delta.content` is a str or, from some
 servers (Mistral), a list of parts; `delta.reasoning_content` (DeepSeek, vLLM)
-and `delta.reasoning` (OpenRouter, Ollama) are reasoning. `[DONE]` is terminal.
+and `delta.reasoning` (OpenRouter, Ollama) are reasoning; `delta.refusal` is a
+refusal. `delta.tool_calls[]` pieces are tool-call deltas, keyed by their
+`index`; each call's closing delta (with the parsed call) comes when the finish
+reason does. `[DONE]` is terminal.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Any, final
 
 import orjson
 
-from .._types import ChunkBatch, UsageInfo, content_chunk
+from .._types import ChunkBatch, StreamChunk, UsageInfo, content_chunk
+from ._calls import ToolCallState
 from ._decoder import (
     DONE,
     Append,
@@ -30,13 +34,14 @@ from ._sse import DEFAULT_MAX_EVENT_BYTES
 class OpenAIDecoder(StreamDecoder):
     """Decodes one Chat Completions stream (or a whole completion body) into chunks."""
 
-    __slots__ = ("_usage",)
+    __slots__ = ("_calls", "_usage")
 
     terminal = "[DONE]"
 
     def __init__(self, provider: str, model: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         super().__init__(provider, model, max_event_bytes)
         self._usage: UsageInfo | None = None
+        self._calls = ToolCallState()
 
     def feed(self, data: bytes) -> ChunkBatch:
         """The chunks one network read completes (see `StreamDecoder`)."""
@@ -70,7 +75,15 @@ class OpenAIDecoder(StreamDecoder):
                         delta = choice.get("delta")
                         if (
                             delta
-                            and (len(delta) == 1 or not (delta.get("reasoning_content") or delta.get("reasoning")))
+                            and (
+                                len(delta) == 1
+                                or not (
+                                    delta.get("reasoning_content")
+                                    or delta.get("reasoning")
+                                    or delta.get("tool_calls")
+                                    or delta.get("refusal")
+                                )
+                            )
                             and (text := delta.get("content"))
                             and text.__class__ is str
                             and not choice.get("finish_reason")
@@ -109,10 +122,38 @@ class OpenAIDecoder(StreamDecoder):
                 if not isinstance(delta, dict):
                     raise MalformedEventError(f"a choice's delta is a {type(delta).__name__}")
                 self._emit(append, *_text_and_reasoning(delta), repair)
+                if (calls := delta.get("tool_calls")) is not None:
+                    self._tool_pieces(calls, append)
+                if refusal := as_text(delta.get("refusal"), "delta.refusal"):
+                    append(StreamChunk("", self.provider, self.model, self.index, refusal=refusal))
+                    self.index += 1
             if reason := choice.get("finish_reason"):
-                self.finish_reason = str(reason)
+                self._finish(reason)
+                for done in self._calls.done_all():
+                    self._piece(append, done)
         if raw := get("usage"):
             self._usage = _usage(raw)
+
+    def _tool_pieces(self, calls: object, append: Append) -> None:
+        if not isinstance(calls, list):
+            raise MalformedEventError(f"`tool_calls` is a {type(calls).__name__}, not a list")
+        for position, call in enumerate(calls):
+            if not isinstance(call, dict):
+                raise MalformedEventError(f"a tool call is a {type(call).__name__}")
+            function = call.get("function")
+            if function is not None and not isinstance(function, dict):
+                raise MalformedEventError(f"a tool call's function is a {type(function).__name__}")
+            function = function or {}
+            key = call.get("index")
+            if key is None:  # servers that number no calls send each whole, with its id
+                key = call.get("id") or self._calls.last_key or position
+            self._piece(append, self._calls.piece(key, call.get("id"), function.get("name"), function.get("arguments")))
+
+    def _open_parts(self) -> ChunkBatch:
+        batch: ChunkBatch = []
+        for delta in self._calls.done_all():
+            self._piece(batch.append, delta)
+        return batch
 
     def usage(self) -> UsageInfo | None:
         """The last usage the server reported (None if it reported none)."""
@@ -137,8 +178,15 @@ class OpenAIDecoder(StreamDecoder):
                 text, reasoning = _text_and_reasoning(message)
                 self._emit(batch.append, "", reasoning, True)
                 self._emit(batch.append, text, "", True)
+                if refusal := as_text(message.get("refusal"), "message.refusal"):
+                    batch.append(StreamChunk("", self.provider, self.model, self.index, refusal=refusal))
+                    self.index += 1
+                if (calls := message.get("tool_calls")) is not None:
+                    self._tool_pieces(calls, batch.append)
+                    for done in self._calls.done_all():
+                        self._piece(batch.append, done)
             if reason := choice.get("finish_reason"):
-                self.finish_reason = str(reason)
+                self._finish(reason)
             break
         if raw := obj.get("usage"):
             self._usage = _usage(raw)

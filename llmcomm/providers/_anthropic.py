@@ -18,6 +18,7 @@ import httpx2
 from .._config import ProviderConfig
 from .._types import ChunkBatch, Request, StreamChunk
 from .._wire._anthropic import AnthropicDecoder
+from .._wire._anthropic_body import anthropic_body
 from .._wire._requests import encode_body
 from ._base import flatten
 from ._send import HTTPTarget
@@ -47,14 +48,13 @@ class AnthropicProvider:
 
     def build_body(self, request: Request) -> dict[str, Any]:
         """The Messages API body for `request`."""
-        body: dict[str, Any] = {
-            "model": request.model or self.model,
-            "max_tokens": request.max_tokens or self.config.max_tokens,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "stream": True,
-        }
-        if request.system:
-            body["system"] = request.system
+        body = anthropic_body(
+            request,
+            model=request.model or self.model,
+            max_tokens=request.max_tokens or self.config.max_tokens,
+            provider=self.name,
+        )
+        body["stream"] = True
         if request.temperature is not None:
             body["temperature"] = request.temperature
         body.update(request.extra)

@@ -186,7 +186,7 @@ class ClaudeCLIProvider:
 
     def check(self, request: Request) -> bytes:
         """Validate `request` for the CLI and return its stdin; `InvalidRequestError` when the CLI cannot take it."""
-        if not has_visible_text(request.messages[-1].content):
+        if not has_visible_text(request.messages[-1].text):
             raise InvalidRequestError(
                 "the prompt has no visible text (only whitespace, byte-order marks, zero-width or control "
                 "characters), which the claude CLI cannot send; give the last message some text",
@@ -384,6 +384,6 @@ def render_prompt(messages: Sequence[Message]) -> str:
     """The text written to the CLI's stdin: see `ClaudeCLIProvider` for the format."""
     *history, last = messages
     if not history:
-        return last.content
-    turns = "\n\n".join(f"{'Human' if m.role == 'user' else 'Assistant'}: {m.content}" for m in history)
-    return f"<transcript>\n{turns}\n</transcript>\n\n{last.content}"
+        return last.text
+    turns = "\n\n".join(f"{'Human' if m.role == 'user' else 'Assistant'}: {m.text}" for m in history)
+    return f"<transcript>\n{turns}\n</transcript>\n\n{last.text}"

@@ -19,6 +19,7 @@ from .._config import ProviderConfig
 from .._errors import InvalidRequestError
 from .._types import ChunkBatch, Request, StreamChunk
 from .._wire._openai import OpenAIDecoder
+from .._wire._openai_body import openai_fields, openai_messages
 from .._wire._requests import encode_body
 from .._wire._status import HTTPStatusFailure
 from ._base import flatten
@@ -51,13 +52,9 @@ class OpenAIProvider:
 
     def build_body(self, request: Request) -> dict[str, Any]:
         """The Chat Completions body for `request`."""
-        messages: list[dict[str, str]] = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
         body: dict[str, Any] = {
             "model": request.model or self.model,
-            "messages": messages,
+            "messages": openai_messages(request, self.name),
             "max_tokens": request.max_tokens or self.config.max_tokens,
             "stream": True,
         }
@@ -65,6 +62,7 @@ class OpenAIProvider:
             body["stream_options"] = {"include_usage": True}
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        body.update(openai_fields(request))
         body.update(request.extra)
         return body
 

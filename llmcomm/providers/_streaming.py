@@ -37,6 +37,7 @@ async def read_reply(
     incomplete or empty stream, a malformed event); the transport's and JSON's own
     errors pass through to the caller's mapping.
     """
+    decoder.provider_request_id = response.headers.get("request-id") or response.headers.get("x-request-id")
     try:
         # aclosing: an abandoned body iterator is a ResourceWarning on trio.
         async with aclosing(response.aiter_bytes()) as body:

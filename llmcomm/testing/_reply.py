@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from . import _wire
+import orjson
+
+from . import _rich, _wire
 from ._script import Script
 
 __all__ = ["ABORT", "Abort", "Api", "Framing", "Reply", "Step", "Wait", "plan_reply"]
@@ -204,6 +206,9 @@ def _plan(api: Api, body: object, stream: bool, script: Script, serial: int) -> 
         body_bytes = _error_body(api, script)
         return Reply(script.status, headers, wait_head, (body_bytes,), "length", close=close)
 
+    if script.blocks is not None:
+        return _plan_blocks(api, body, stream, script, serial, headers, wait_head)
+
     chunks = script.content_chunks
     model = _model(body)
     input_tokens = script.input_tokens if script.input_tokens is not None else _wire.estimate_input_tokens(body)
@@ -315,3 +320,75 @@ def _plan_plain(
         split_writes=script.split_writes,
         close=script.close_connection,
     )
+
+
+def _plan_blocks(
+    api: Api,
+    body: object,
+    stream: bool,
+    script: Script,
+    serial: int,
+    headers: list[tuple[str, str]],
+    wait_head: tuple[Wait, ...],
+) -> Reply:
+    """A reply made of ``script.blocks`` (thinking, text, tool calls); see ``_rich``."""
+    model = _model(body)
+    created = int(time.time())
+    stop_reason = _rich.stop_reason_for(script)
+    if api == "openai":
+        head = {"id": f"chatcmpl-fake{serial:016d}", "object": "chat.completion.chunk", "created": created,
+                "model": model, "system_fingerprint": None}  # fmt: skip
+
+        def chunk(delta: dict[str, object]) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+            return b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
+
+        blocks = _rich.openai_blocks(script, serial, chunk)
+    else:
+        blocks = _rich.anthropic_blocks(script, serial)
+    deltas = sum(len(events) for events in blocks)
+    input_tokens = script.input_tokens if script.input_tokens is not None else _wire.estimate_input_tokens(body)
+    counts = _wire.Counts(
+        input_tokens=input_tokens,
+        output_tokens=script.output_tokens if script.output_tokens is not None else deltas,
+        cache_read_tokens=script.cache_read_tokens,
+        cache_write_tokens=script.cache_write_tokens,
+        reasoning_tokens=script.reasoning_tokens,
+    )
+    if not stream or script.stream_as_json:
+        content, _ = _rich.blocks_message(api, script, serial)
+        if api == "openai":
+            whole = orjson.loads(_wire.openai_completion(
+                completion_id=f"chatcmpl-fake{serial:016d}", model=model, created=created, text="",
+                input_tokens=input_tokens, output_tokens=counts.output_tokens, stop_reason=stop_reason, counts=counts))  # fmt: skip
+            whole["choices"][0]["message"] = content
+        else:
+            whole = orjson.loads(_wire.anthropic_message(
+                message_id=f"msg_fake{serial:016d}", model=model, text="", input_tokens=input_tokens,
+                output_tokens=counts.output_tokens, stop_reason=stop_reason, counts=counts))  # fmt: skip
+            whole["content"] = content
+        headers.append(("content-type", "application/json"))
+        before = (*wait_head, Wait(script.delay_before_first_token)) if script.delay_before_first_token else wait_head
+        return Reply(script.status, headers, before, (orjson.dumps(whole),), "length", close=script.close_connection)
+    if api == "openai":
+        options = body.get("stream_options") if isinstance(body, Mapping) else None
+        frames = _wire.openai_stream(
+            completion_id=f"chatcmpl-fake{serial:016d}", model=model, created=created, input_tokens=input_tokens,
+            output_tokens=counts.output_tokens, stop_reason=stop_reason, counts=counts,
+            include_usage=isinstance(options, Mapping) and bool(options.get("include_usage")))  # fmt: skip
+    else:
+        frames = _wire.anthropic_stream(
+            message_id=f"msg_fake{serial:016d}", model=model, input_tokens=input_tokens,
+            output_tokens=counts.output_tokens, stop_reason=stop_reason, counts=counts)  # fmt: skip
+    steps: list[Step] = [frames.head]
+    if script.delay_before_first_token > 0:
+        steps.append(Wait(script.delay_before_first_token, script.keepalive_interval, frames.keepalive))
+    for position, event in enumerate(event for events in blocks for event in events):
+        if position and script.token_delay > 0:
+            steps.append(Wait(script.token_delay))
+        steps.append(event)
+    if not script.omit_terminal:
+        steps.append(frames.terminal)
+    headers += [("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache")]
+    close = script.close_connection
+    return Reply(script.status, headers, wait_head, _merge(steps), "close" if close else "chunked", close=close)

@@ -106,6 +106,16 @@ class Script:
         stop_reason: Anthropic stop reason (mapped to an OpenAI finish reason).
         body_override: Send exactly these bytes as the body, with ``status``.
         content_type: Content type for ``body_override``.
+        blocks: A reply made of content blocks, in order, each a tuple:
+            ``("text", text)``, ``("thinking", text)``,
+            ``("redacted_thinking", data)`` (Anthropic only) or
+            ``("tool_use", name, arguments_json)``; streamed in each API's exact
+            shape (tool-call JSON split over many deltas, parallel calls as
+            consecutive ones). Overrides ``text``, ``tokens``, ``chunks`` and
+            ``reasoning``; of the faults, only ``delay_before_first_token``,
+            ``keepalive_interval``, ``token_delay`` and ``omit_terminal`` apply.
+            The stop reason becomes ``tool_use`` (``tool_calls``) when the reply
+            calls a tool and ``stop_reason`` was left at its default.
 
     For non-streaming requests the delays add up before the status line (the
     reply is "generated" first); ``reset_after`` and ``stall_after`` then apply
@@ -146,6 +156,7 @@ class Script:
     stop_reason: str = "end_turn"
     body_override: bytes | None = None
     content_type: str | None = None
+    blocks: tuple[tuple[str, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -166,6 +177,13 @@ class Script:
         framing = {name.lower() for name, _ in self.headers} & _FRAMING_HEADERS
         if framing:
             raise ValueError(f"framing headers cannot be scripted: {sorted(framing)}")
+        for block in self.blocks or ():
+            arity = {"text": 2, "thinking": 2, "redacted_thinking": 2, "tool_use": 3}.get(block[0] if block else "")
+            if arity is None or len(block) != arity:
+                raise ValueError(
+                    f"bad block {block!r}: use ('text', s), ('thinking', s), ('redacted_thinking', data) "
+                    "or ('tool_use', name, arguments_json)"
+                )
         if not 100 <= self.status <= 999:
             raise ValueError(f"status must be a 3-digit HTTP status, got {self.status}")
 

@@ -1,0 +1,116 @@
+"""The conversation options of a call (tools, tool_choice, parallel_tool_calls, reasoning_effort, cache), checked."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import orjson
+
+from ._errors import InvalidRequestError
+from ._messages import Message, Tool
+
+#: the options this module checks; `build_request` adds them to the ones every call takes
+CONVERSATION_OPTIONS: Final = frozenset({"tools", "tool_choice", "parallel_tool_calls", "reasoning_effort", "cache"})
+
+REASONING_EFFORTS: Final = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+_TOOL_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_tool_call_id(call_id: str, what: str) -> None:
+    """A tool call id is any non-empty text that travels as UTF-8 (wires rewrite ids they cannot take)."""
+    try:
+        call_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequestError(f"{what} is not valid Unicode text; use the id the provider returned") from None
+
+
+def conversation_options(options: Mapping[str, Any], turns: Sequence[Message]) -> dict[str, Any]:
+    """The `Request` fields for the conversation options in `options` (only those set).
+
+    Raises `InvalidRequestError` for a tool whose schema is not an object, two tools
+    of one name, `tool_choice` without tools or naming no tool, and values of the
+    wrong type.
+    """
+    fields: dict[str, Any] = {}
+    if CONVERSATION_OPTIONS.isdisjoint(options):
+        return fields
+    raw_tools = options.get("tools")
+    tools: tuple[Tool, ...] = ()
+    if raw_tools is not None:
+        if isinstance(raw_tools, str | bytes | Mapping) or not isinstance(raw_tools, Iterable):
+            raise InvalidRequestError("tools must be a list of Tool, functions or OpenAI tool dicts")
+        tools = tuple(_tool(t, i) for i, t in enumerate(raw_tools))
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise InvalidRequestError(f"two tools share a name in {names}; give each tool its own name")
+        if tools:
+            fields["tools"] = tools
+    choice = options.get("tool_choice")
+    if choice is not None:
+        if not tools:
+            raise InvalidRequestError("tool_choice is set but no tools are; pass tools=[...] or drop tool_choice")
+        if isinstance(choice, Mapping):  # OpenAI's {"type": "function", "function": {"name": ...}}
+            function = choice.get("function")
+            choice = function.get("name") if isinstance(function, Mapping) else None
+        if not isinstance(choice, str) or choice not in ("auto", "none", "required", *(t.name for t in tools)):
+            raise InvalidRequestError(
+                f"tool_choice {choice!r} is not 'auto', 'none', 'required' or the name of one of the tools "
+                f"{[t.name for t in tools]}"
+            )
+        fields["tool_choice"] = choice
+    parallel = options.get("parallel_tool_calls")
+    if parallel is not None:
+        if not isinstance(parallel, bool):
+            raise InvalidRequestError(f"parallel_tool_calls must be True, False or None, got {parallel!r}")
+        if tools:  # sent only when tools are
+            fields["parallel_tool_calls"] = parallel
+    effort = options.get("reasoning_effort")
+    if effort is not None:
+        if effort not in REASONING_EFFORTS:
+            raise InvalidRequestError(f"reasoning_effort {effort!r} is not one of {list(REASONING_EFFORTS)} or None")
+        fields["reasoning_effort"] = effort
+    cache = options.get("cache")
+    if cache is not None:
+        if not isinstance(cache, bool):
+            raise InvalidRequestError(f"cache must be True or False, got {cache!r}")
+        fields["cache"] = cache
+    return fields
+
+
+def _tool(raw: object, position: int) -> Tool:
+    where = f"tool {position}"
+    if isinstance(raw, Tool):
+        tool = raw
+    elif isinstance(raw, Mapping):
+        function = raw.get("function") if raw.get("type") == "function" else raw
+        if not isinstance(function, Mapping):
+            raise InvalidRequestError(
+                f"{where} must be a Tool, a function or {{'type': 'function', 'function': {{...}}}}"
+            )
+        tool = Tool(
+            function.get("name"),  # type: ignore[arg-type]
+            function.get("description") or "",
+            function.get("parameters") or {"type": "object", "properties": {}},
+            bool(function.get("strict", False)),
+        )
+    elif callable(raw):
+        tool = Tool.from_function(raw)
+    else:
+        raise InvalidRequestError(f"{where} is a {type(raw).__name__}; pass a Tool, a function or an OpenAI tool dict")
+    if not isinstance(tool.name, str) or not _TOOL_NAME.fullmatch(tool.name):
+        raise InvalidRequestError(f"{where} has name {tool.name!r}; a tool name is 1-64 letters, digits, _ or -")
+    if not isinstance(tool.description, str):
+        raise InvalidRequestError(f"{where} ({tool.name}): description must be a str")
+    schema = tool.parameters
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        raise InvalidRequestError(
+            f"{where} ({tool.name}): parameters must be a JSON Schema object ({{'type': 'object', 'properties': "
+            "{...}}}); wrap a single value in an object property"
+        )
+    try:
+        orjson.dumps(schema)
+    except TypeError as exc:
+        raise InvalidRequestError(f"{where} ({tool.name}): parameters is not JSON-serialisable ({exc})") from None
+    return tool
