@@ -48,6 +48,28 @@ STOP_TIMEOUT: Final = 5.0
 _log = logging.getLogger("llmcomm")
 
 
+#: modules whose import runs a subprocess (trio's `ctypes.util.find_library`): under gevent that only
+#: works in the thread of gevent's default loop, so they are imported there before the portal needs them
+_IMPORT_FIRST: Final = ("httpcore2", "trio")
+
+
+def monkey_patched() -> bool:
+    """Whether gevent or eventlet has patched `threading` in this process."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+        return True
+    patcher = sys.modules.get("eventlet.patcher")
+    return patcher is not None and bool(patcher.is_monkey_patched("thread"))
+
+
+def prepare_patched_process() -> None:
+    """Under monkey-patching, import in the caller's thread what the portal thread could not."""
+    if monkey_patched():
+        for name in _IMPORT_FIRST:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+
+
 def _original(module: str, name: str) -> Any:
     """`module.name` as it was before gevent or eventlet monkey-patched it (itself when unpatched).
 
@@ -250,6 +272,8 @@ class SharedPortal:
     def lease(self) -> Lease:
         """A lease on the portal, starting its thread (without waiting for it) when none runs."""
         refuse_when_finalizing()
+        if self._starting is None:
+            prepare_patched_process()
         with self._lock:
             starting = self._starting
             if starting is None or (starting.done() and starting.exception() is not None):
