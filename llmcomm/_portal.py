@@ -29,6 +29,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Final, final
@@ -68,6 +69,25 @@ def prepare_patched_process() -> None:
         for name in _IMPORT_FIRST:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
+
+
+@contextlib.contextmanager
+def hub_kept_awake() -> Iterator[None]:
+    """Under gevent, let a greenlet wait for the portal thread even when nothing else is scheduled.
+
+    The portal thread wakes the waiter across threads, but gevent's hub raises `LoopExit` at
+    once when it has nothing of its own to wait for; a repeating timer gives it something.
+    """
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is None or not gevent_monkey.is_module_patched("threading"):
+        yield
+        return
+    timer = importlib.import_module("gevent").get_hub().loop.timer(1.0, 1.0)
+    timer.start(lambda: None)
+    try:
+        yield
+    finally:
+        timer.close()
 
 
 def _original(module: str, name: str) -> Any:
@@ -124,15 +144,22 @@ def check_not_portal_thread(what: str) -> None:
 
 def finalizing_error() -> LLMException:
     return LLMException(
-        "the Python interpreter is finalizing (a __del__ or a late atexit handler), and llmcomm's portal "
-        "was stopped at exit, so no sync call can run now; make the call before the interpreter exits "
-        "(at the end of main, or in an atexit handler registered after llmcomm's first call)"
+        "the Python interpreter is finalizing (this sync call came from an atexit handler or a __del__ "
+        "at exit, when Python has already shut down the thread pools a call needs), so llmcomm refuses "
+        "it at once; make the call before the interpreter exits (at the end of main, or in your server's "
+        "shutdown hook)"
     )
+
+
+def exiting() -> bool:
+    """Whether the interpreter is exiting: atexit handlers running, or finalization under way."""
+    # threading._shutdown() sets _SHUTTING_DOWN before the atexit handlers run (Python >= 3.9).
+    return sys.is_finalizing() or SHARED.exited or bool(getattr(threading, "_SHUTTING_DOWN", False))
 
 
 def refuse_when_finalizing() -> None:
     """Raise `LLMException` at once when the interpreter is exiting, where a sync call would hang."""
-    if sys.is_finalizing() or SHARED.exited:
+    if exiting():
         raise finalizing_error()
 
 
@@ -221,7 +248,7 @@ def _stop(running: _Running, *, wait: bool, timeout: float) -> bool:
         # A loop cannot wait for itself: a helper thread asks it to stop.
         _original("_thread", "start_new_thread")(_stop, (running,), {"wait": False, "timeout": timeout})
         return False
-    with contextlib.suppress(RuntimeError):  # already stopping
+    with contextlib.suppress(RuntimeError), hub_kept_awake():  # RuntimeError: already stopping
         running.portal.start_task_soon(running.portal.stop, True)
     if wait and not running.join(timeout):
         _log.warning("llmcomm's portal thread did not stop within %g s; leaving it to exit with the process", timeout)

@@ -36,6 +36,7 @@ from ._portal import (
     Lease,
     check_not_portal_thread,
     fork_epoch,
+    hub_kept_awake,
     in_portal_thread,
     refuse_when_finalizing,
 )
@@ -196,9 +197,10 @@ class SyncLLMCommunication:
             raise portal_gone()
         # No lock is held while waiting: the portal thread starts on its own, and the
         # holder opens the connections once, however many callers ask at the same time.
-        portal = lease.wait()
         try:
-            portal.start_task(self._holder.hold, name="llmcomm sync facade")
+            with hub_kept_awake():
+                portal = lease.wait()
+                portal.start_task(self._holder.hold, name="llmcomm sync facade")
         except RuntimeError:
             raise portal_gone() from None
         except concurrent.futures.CancelledError:

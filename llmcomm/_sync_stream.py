@@ -32,7 +32,7 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from ._errors import LLMException, StreamInterruptedError
-from ._portal import SHARED, check_not_portal_thread, finalizing_error, fork_epoch, in_portal_thread
+from ._portal import SHARED, check_not_portal_thread, finalizing_error, fork_epoch, hub_kept_awake, in_portal_thread
 from ._stream import LLMStream
 from ._types import LLMResponse, StreamChunk
 
@@ -90,7 +90,8 @@ def result(future: concurrent.futures.Future[T], portal: BlockingPortal) -> T:
 
 def start_soon(portal: BlockingPortal, func: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
     try:
-        return portal.start_task_soon(func)
+        with hub_kept_awake():
+            return portal.start_task_soon(func)
     except RuntimeError:  # "This portal is not running"
         raise portal_gone() from None
 
