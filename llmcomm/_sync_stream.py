@@ -144,7 +144,18 @@ class _Pump:
     It holds no reference to the `SyncLLMStream`, so dropping that closes the stream.
     """
 
-    __slots__ = ("_lock", "_portal", "_space", "finished", "idle_limit", "last_read", "queue", "reader", "waiting")
+    __slots__ = (
+        "_lock",
+        "_portal",
+        "_space",
+        "finished",
+        "host",
+        "idle_limit",
+        "last_read",
+        "queue",
+        "reader",
+        "waiting",
+    )
 
     def __init__(self, portal: BlockingPortal, idle_limit: float) -> None:
         self._portal = portal
@@ -156,12 +167,15 @@ class _Pump:
         self.last_read = time.monotonic()
         self.waiting = False  # a reader is blocked in get()
         self.reader: threading.Thread | None = None
+        self.host: Any = None  # the cancel scope of the reader's host task, when read from an anyio worker thread
 
     def gone(self) -> str | None:
         """Why the reader is gone, when it is."""
         reader = self.reader
         if reader is not None and not reader.is_alive():
             return "the thread reading it has ended"
+        if not self.waiting and self.host is not None and _host_cancelled(self.host):
+            return "the async task reading it through a worker thread was cancelled"
         if not self.waiting and self.queue.qsize() and time.monotonic() - self.last_read > self.idle_limit:
             return f"nobody asked for the next chunk for {self.idle_limit:g} s"
         return None
@@ -206,7 +220,7 @@ class _Pump:
 
     def get(self, on_host_cancelled: Callable[[], None]) -> _Item:
         self.reader = threading.current_thread()
-        host = _host_scope()
+        host = self.host = _host_scope()
         interval = _HOST_POLL if host is not None else _LIVENESS_INTERVAL
         self.waiting = True
         try:
