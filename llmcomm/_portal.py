@@ -392,6 +392,19 @@ class SharedPortal:
 SHARED: Final = SharedPortal()
 
 
+#: how long os.fork() waits for a portal thread that is still starting (s)
+FORK_WAIT: Final = 2.0
+
+
+def _before_fork() -> None:
+    # A thread forked mid-start may hold import locks the child would wait on forever:
+    # let a starting portal finish first (it takes milliseconds).
+    starting = SHARED._starting
+    if starting is not None and not starting.done() and not in_portal_thread():
+        with contextlib.suppress(Exception):
+            starting.result(FORK_WAIT)
+
+
 def _after_fork_in_child() -> None:
     global _fork_epoch
     _fork_epoch += 1
@@ -400,4 +413,4 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
