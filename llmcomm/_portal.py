@@ -8,9 +8,11 @@ not wait for it) and the last one to close stops it, as
 - no lock is held while the thread starts or while anything waits: a signal
   handler that makes a sync call while its own thread is inside one only waits
   for work that the portal thread does, never for the frame it interrupted;
-- the thread is a real OS thread even when gevent or eventlet has monkey-patched
-  `threading` (a greenlet would share the caller's thread, where asyncio keeps one
-  running loop per OS thread, and break `asyncio.run()` in every other greenlet);
+- the thread is a real OS thread even when gevent has monkey-patched `threading`
+  (a greenlet would share the caller's thread, where asyncio keeps one running loop
+  per OS thread, and break `asyncio.run()` in every other greenlet); under eventlet,
+  whose locks cannot be released from another OS thread, the sync API raises
+  `ConfigurationError` saying so;
 - after `os.fork()` the child forgets the parent's portal (its thread does not
   exist there) and starts its own on first use; nothing of the parent's is touched;
 - `SharedPortal.shutdown()` stops the portal whatever is still leased, with a
@@ -37,7 +39,7 @@ from typing import Any, Final, final
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from ._errors import LLMException
+from ._errors import ConfigurationError, LLMException
 
 #: the event loop the portal runs; connections opened for sync callers live on it
 BACKEND: Final = "asyncio"
@@ -55,19 +57,28 @@ _IMPORT_FIRST: Final = ("httpcore2", "trio")
 
 
 def monkey_patched() -> bool:
-    """Whether gevent or eventlet has patched `threading` in this process."""
+    """Whether gevent has patched `threading` in this process."""
     gevent_monkey = sys.modules.get("gevent.monkey")
-    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
-        return True
+    return gevent_monkey is not None and bool(gevent_monkey.is_module_patched("threading"))
+
+
+def refuse_eventlet() -> None:
+    """Raise `ConfigurationError` in a process eventlet has monkey-patched, where the portal cannot work."""
     patcher = sys.modules.get("eventlet.patcher")
-    return patcher is not None and bool(patcher.is_monkey_patched("thread"))
+    if patcher is not None and patcher.is_monkey_patched("thread"):
+        raise ConfigurationError(
+            "llmcomm's sync API cannot run in a process eventlet has monkey-patched: eventlet's locks cannot "
+            "be released from another OS thread (the portal thread's replies would never arrive) and its "
+            "green sockets break trio, which the HTTP stack imports; run this process with gevent "
+            "(gunicorn -k gevent) or threads (-k gthread), or use the async API on an asyncio loop"
+        )
 
 
 def prepare_patched_process() -> None:
-    """Under monkey-patching, import in the caller's thread what the portal thread could not."""
+    """Under gevent, import in the caller's thread what the portal thread could not."""
     if monkey_patched():
         for name in _IMPORT_FIRST:
-            with contextlib.suppress(ImportError):
+            with contextlib.suppress(Exception):  # what cannot be imported fails again, reported, on opening
                 importlib.import_module(name)
 
 
@@ -91,7 +102,7 @@ def hub_kept_awake() -> Iterator[None]:
 
 
 def _original(module: str, name: str) -> Any:
-    """`module.name` as it was before gevent or eventlet monkey-patched it (itself when unpatched).
+    """`module.name` as it was before gevent monkey-patched it (itself when unpatched).
 
     Looked up at call time, so it holds whether llmcomm was imported before or after the patching.
     """
@@ -101,9 +112,6 @@ def _original(module: str, name: str) -> Any:
         # deadlock on gevent's patched import lock, so the caller's hub exists before ours.
         importlib.import_module("gevent").get_hub()
         return gevent_monkey.get_original(module, name)
-    patcher = sys.modules.get("eventlet.patcher")
-    if patcher is not None and patcher.is_monkey_patched("thread"):
-        return getattr(patcher.original(module), name)
     return getattr(importlib.import_module(module), name)
 
 
@@ -300,6 +308,7 @@ class SharedPortal:
         """A lease on the portal, starting its thread (without waiting for it) when none runs."""
         refuse_when_finalizing()
         if self._starting is None:
+            refuse_eventlet()
             prepare_patched_process()
         with self._lock:
             starting = self._starting

@@ -28,7 +28,7 @@ from anyio.from_thread import BlockingPortal
 
 from ._client import LLMCommunication, MessagesLike
 from ._config import Configuration
-from ._errors import LLMException
+from ._errors import ConfigurationError, LLMException
 from ._observability import Hooks, Metrics
 from ._portal import (
     _LEFT_BEHIND,
@@ -50,6 +50,12 @@ T = TypeVar("T")
 _log = logging.getLogger("llmcomm")
 
 _CLOSED: Final = "this SyncLLMCommunication is closed; create a new one to make calls"
+
+
+def _open_failed(exc: Exception) -> ConfigurationError:
+    return ConfigurationError(
+        f"llmcomm could not open its connections ({type(exc).__name__}: {exc}); check the installed packages"
+    )
 
 
 @final
@@ -201,10 +207,12 @@ class SyncLLMCommunication:
             with hub_kept_awake():
                 portal = lease.wait()
                 portal.start_task(self._holder.hold, name="llmcomm sync facade")
-        except RuntimeError:
+        except (RuntimeError, concurrent.futures.CancelledError):
             raise portal_gone() from None
-        except concurrent.futures.CancelledError:
-            raise portal_gone() from None
+        except LLMException:
+            raise
+        except Exception as exc:
+            raise _open_failed(exc) from exc
         self._portal = portal
         return portal
 

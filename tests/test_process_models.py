@@ -354,3 +354,31 @@ def test_a_call_during_interpreter_exit_fails_at_once(server: FakeServer, how: s
     assert "interpreter is finalizing" in seen["message"]
     assert seen["seconds"] < 0.5
     assert elapsed < 10.0
+
+
+EVENTLET = """
+import warnings
+warnings.simplefilter("ignore")
+import eventlet
+eventlet.monkey_patch()
+import asyncio
+llm = SyncLLMCommunication(make_config())
+started = time.monotonic()
+try:
+    outcome = "answered " + eventlet.spawn(llm.generate_text, "hi").wait()
+except LLMException as exc:
+    outcome = f"{type(exc).__name__}: {exc}"
+seconds = time.monotonic() - started
+async def unrelated():
+    return "ok"
+report(outcome=outcome, seconds=seconds, after=eventlet.spawn(asyncio.run, unrelated()).wait())
+"""
+
+
+def test_eventlet_gets_a_configuration_error_saying_why(server: FakeServer) -> None:
+    pytest.importorskip("eventlet")
+    seen, _ = run_child(EVENTLET, child_env(server))
+    assert seen["outcome"].startswith("ConfigurationError: llmcomm's sync API cannot run in a process eventlet")
+    assert "gevent" in seen["outcome"]
+    assert seen["seconds"] < 0.5
+    assert seen["after"] == "ok"
