@@ -24,16 +24,19 @@ not wait for it) and the last one to close stops it, as
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import importlib
 import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
 from typing import Any, Final, final
 
 import anyio
@@ -175,11 +178,34 @@ def refuse_when_finalizing() -> None:
 class _Running:
     """A portal thread that is up; `ended` is released when the thread has returned."""
 
-    __slots__ = ("ended", "portal")
+    __slots__ = ("_background", "_loop", "ended", "portal")
 
     def __init__(self, portal: BlockingPortal, ended: Any) -> None:
         self.portal = portal
         self.ended = ended
+        self._loop = asyncio.get_running_loop()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def run_soon(self, func: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start `func` on the portal without waiting, from any thread (the portal's too).
+
+        `func` must not raise. It runs until it returns or the portal stops, which cancels it.
+        """
+        self._loop.call_soon_threadsafe(self._spawn, func)
+
+    def _spawn(self, func: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        # A plain asyncio task: cancelled before its first step, its coroutine is closed
+        # cleanly (a task group would leave it "never awaited").
+        task = self._loop.create_task(func())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def cancel_background(self) -> None:
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
 
     def alive(self) -> bool:
         return bool(self.ended.locked())
@@ -221,15 +247,35 @@ class Lease:
         return self.starting.result(0).portal
 
 
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The portal loop's default executor under gevent: runs each function at once, in place.
+
+    There a pool's "threads" would be greenlets of the portal thread, which the interpreter
+    joins at exit from the main thread and waits for forever.
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
 def _spawn(backend: str, starting: Future[_Running]) -> None:
     """Start the portal thread; it fulfils `starting`. Does not wait for it."""
     ended = _original("_thread", "allocate_lock")()
     ended.acquire()
 
     async def serve() -> None:
+        if monkey_patched():
+            asyncio.get_running_loop().set_default_executor(_InlineExecutor())
         async with BlockingPortal() as portal:
-            starting.set_result(_Running(portal, ended))
+            running = _Running(portal, ended)
+            starting.set_result(running)
             await portal.sleep_until_stopped()
+        await running.cancel_background()
 
     def main() -> None:
         _thread_state.is_portal = True
@@ -252,16 +298,14 @@ def _spawn(backend: str, starting: Future[_Running]) -> None:
 
 def _stop(running: _Running, *, wait: bool, timeout: float) -> bool:
     """Cancel what runs on the portal and end its thread; True when the thread is gone."""
-    if in_portal_thread():
-        # A loop cannot wait for itself: a helper thread asks it to stop.
-        _original("_thread", "start_new_thread")(_stop, (running,), {"wait": False, "timeout": timeout})
-        return False
-    with contextlib.suppress(RuntimeError), hub_kept_awake():  # RuntimeError: already stopping
-        running.portal.start_task_soon(running.portal.stop, True)
-    if wait and not running.join(timeout):
+    # Asked without waiting for an answer (the loop may be this very thread, or busy), so
+    # only the join below blocks, bounded by `timeout`.
+    with contextlib.suppress(RuntimeError):  # the loop is closed already: the thread has ended
+        running.run_soon(partial(running.portal.stop, True))
+    if wait and not in_portal_thread() and not running.join(timeout):
         _log.warning("llmcomm's portal thread did not stop within %g s; leaving it to exit with the process", timeout)
         return False
-    return True
+    return not in_portal_thread() and wait
 
 
 def _stop_when_up(starting: Future[_Running]) -> None:
@@ -402,22 +446,35 @@ SHARED: Final = SharedPortal()
 
 
 #: how long os.fork() waits for a portal thread that is still starting (s)
-FORK_WAIT: Final = 2.0
+FORK_WAIT: Final = 5.0
+
+
+#: work started in the background on the portal (its thread's start, connections being opened)
+_in_flight: set[Future[Any]] = set()
+
+
+def track(future: Future[Any]) -> None:
+    """Let os.fork() wait (a little) for `future`, background work that may be importing modules."""
+    _in_flight.add(future)
+    future.add_done_callback(_in_flight.discard)
 
 
 def _before_fork() -> None:
-    # A thread forked mid-start may hold import locks the child would wait on forever:
-    # let a starting portal finish first (it takes milliseconds).
+    # A thread forked mid-import holds import locks the child would wait on forever: let a
+    # starting portal, and connections being opened in the background, finish first.
+    if in_portal_thread():
+        return
     starting = SHARED._starting
-    if starting is not None and not starting.done() and not in_portal_thread():
-        with contextlib.suppress(Exception):
-            starting.result(FORK_WAIT)
+    pending = [*_in_flight, *([starting] if starting is not None else [])]
+    with contextlib.suppress(Exception):
+        concurrent.futures.wait(pending, FORK_WAIT)
 
 
 def _after_fork_in_child() -> None:
     global _fork_epoch
     _fork_epoch += 1
     _live_threads.clear()
+    _in_flight.clear()
     SHARED._after_fork_in_child()
 
 

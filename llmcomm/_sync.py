@@ -38,7 +38,9 @@ from ._portal import (
     fork_epoch,
     hub_kept_awake,
     in_portal_thread,
+    monkey_patched,
     refuse_when_finalizing,
+    track,
 )
 from ._stream import LLMStream
 from ._sync_stream import CLOSE_TIMEOUT, portal_gone, result, start_soon
@@ -66,7 +68,7 @@ class _Holder:
     connections: the first opens them, the others wait for that, none holds a lock.
     """
 
-    __slots__ = ("closed", "done", "error", "llm", "ready", "stop")
+    __slots__ = ("background", "closed", "done", "error", "llm", "ready", "stop")
 
     def __init__(self, llm: LLMCommunication) -> None:
         self.llm = llm
@@ -75,6 +77,22 @@ class _Holder:
         self.done: anyio.Event | None = None
         self.error: BaseException | None = None
         self.closed = False
+        #: done once a background opening has finished (os.fork() waits for it)
+        self.background: concurrent.futures.Future[None] | None = None
+
+    def _opened(self) -> None:
+        background = self.background
+        if background is not None and not background.done():
+            background.set_result(None)
+
+    async def open_in_background(self) -> None:
+        """Open the connections before the first call needs them; a failure waits for that call."""
+        try:
+            await self.hold()
+        except Exception:  # the first call opens again, and raises what it meets
+            _log.debug("opening llmcomm's connections in the background failed", exc_info=True)
+        finally:
+            self._opened()
 
     async def hold(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         if self.closed:
@@ -90,6 +108,7 @@ class _Holder:
         try:
             async with self.llm:
                 ready.set()
+                self._opened()
                 task_status.started()
                 await self.stop.wait()
         except Exception as exc:
@@ -110,6 +129,17 @@ class _Holder:
             await self.done.wait()
 
 
+def _open_in_background(ref: weakref.ref[SyncLLMCommunication], starting: concurrent.futures.Future[Any]) -> None:
+    # Runs once the portal is up: in the portal thread, or at once in the facade's builder.
+    facade = ref()
+    if facade is None or facade._closed or starting.cancelled() or starting.exception() is not None:
+        return
+    holder = facade._holder
+    holder.background = concurrent.futures.Future()
+    track(holder.background)
+    starting.result().run_soon(holder.open_in_background)
+
+
 @final
 class SyncLLMCommunication:
     """The blocking form of `LLMCommunication`: the same calls, from any thread.
@@ -125,9 +155,10 @@ class SyncLLMCommunication:
     `config=None` reads the environment (`Configuration.from_env()`) and raises
     `ConfigurationError` when no provider is configured; other keyword options
     (`observer`, `hooks`, `otel`) are those of `LLMCommunication`. Building the
-    facade starts llmcomm's portal thread in the background (it does not wait);
-    the connections open on the first call and are closed by `close()` (or the end
-    of the `with` block; a facade that is garbage collected closes itself too).
+    facade starts llmcomm's portal thread and opens the connections (no network I/O:
+    the HTTP clients and providers are built) in the background, without waiting, so
+    the first call rarely waits for them; `close()` closes them (or the end of the
+    `with` block; a facade that is garbage collected closes itself too).
     Errors are the same `LLMException` types the async API raises; a call while the
     interpreter is exiting raises `LLMException` at once.
     """
@@ -145,6 +176,10 @@ class SyncLLMCommunication:
         self._lease: Lease | None = None
         with contextlib.suppress(LLMException, RuntimeError):  # exiting, or no thread to be had: the first call says
             self._lease = SHARED.lease()  # the portal starts now, while the caller does other things
+        # ...and opens the connections once it is up, so the first call need not (not under gevent,
+        # where the opening's worker "threads" are greenlets of the portal thread, racing its exit).
+        if self._lease is not None and not monkey_patched():
+            self._lease.starting.add_done_callback(partial(_open_in_background, weakref.ref(self)))
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.config.providers)

@@ -145,7 +145,7 @@ def test_a_facade_made_before_fork_works_in_the_child(
     assert seen["parent"] in (expected, "fresh")
     for outcome, text, seconds in seen["children"]:
         assert (outcome, text) == ("answered", expected)
-        assert seconds < 3.0
+        assert seconds < 8.0  # a child opens its own connections (imports included, on a busy machine)
 
 
 GUNICORN_APP = """
