@@ -8,11 +8,8 @@ not wait for it) and the last one to close stops it, as
 - no lock is held while the thread starts or while anything waits: a signal
   handler that makes a sync call while its own thread is inside one only waits
   for work that the portal thread does, never for the frame it interrupted;
-- the thread is a real OS thread even when gevent has monkey-patched `threading`
-  (a greenlet would share the caller's thread, where asyncio keeps one running loop
-  per OS thread, and break `asyncio.run()` in every other greenlet); under eventlet,
-  whose locks cannot be released from another OS thread, the sync API raises
-  `ConfigurationError` saying so;
+- the thread is a real OS thread even under gevent's monkey-patching (`_monkey`);
+  under eventlet the sync API raises `ConfigurationError` saying why;
 - after `os.fork()` the child forgets the parent's portal (its thread does not
   exist there) and starts its own on first use; nothing of the parent's is touched;
 - `SharedPortal.shutdown()` stops the portal whatever is still leased, with a
@@ -28,12 +25,11 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import importlib
 import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
@@ -42,7 +38,8 @@ from typing import Any, Final, final
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from ._errors import ConfigurationError, LLMException
+from ._errors import LLMException
+from ._monkey import InlineExecutor, monkey_patched, original, prepare_patched_process, refuse_eventlet
 
 #: the event loop the portal runs; connections opened for sync callers live on it
 BACKEND: Final = "asyncio"
@@ -53,79 +50,13 @@ STOP_TIMEOUT: Final = 5.0
 
 _log = logging.getLogger("llmcomm")
 
-
-#: modules whose import runs a subprocess (trio's `ctypes.util.find_library`): under gevent that only
-#: works in the thread of gevent's default loop, so they are imported there before the portal needs them
-_IMPORT_FIRST: Final = ("httpcore2", "trio")
-
-
-def monkey_patched() -> bool:
-    """Whether gevent has patched `threading` in this process."""
-    gevent_monkey = sys.modules.get("gevent.monkey")
-    return gevent_monkey is not None and bool(gevent_monkey.is_module_patched("threading"))
-
-
-def refuse_eventlet() -> None:
-    """Raise `ConfigurationError` in a process eventlet has monkey-patched, where the portal cannot work."""
-    patcher = sys.modules.get("eventlet.patcher")
-    if patcher is not None and patcher.is_monkey_patched("thread"):
-        raise ConfigurationError(
-            "llmcomm's sync API cannot run in a process eventlet has monkey-patched: eventlet's locks cannot "
-            "be released from another OS thread (the portal thread's replies would never arrive) and its "
-            "green sockets break trio, which the HTTP stack imports; run this process with gevent "
-            "(gunicorn -k gevent) or threads (-k gthread), or use the async API on an asyncio loop"
-        )
-
-
-def prepare_patched_process() -> None:
-    """Under gevent, import in the caller's thread what the portal thread could not."""
-    if monkey_patched():
-        for name in _IMPORT_FIRST:
-            with contextlib.suppress(Exception):  # what cannot be imported fails again, reported, on opening
-                importlib.import_module(name)
-
-
-@contextlib.contextmanager
-def hub_kept_awake() -> Iterator[None]:
-    """Under gevent, let a greenlet wait for the portal thread even when nothing else is scheduled.
-
-    The portal thread wakes the waiter across threads, but gevent's hub raises `LoopExit` at
-    once when it has nothing of its own to wait for; a repeating timer gives it something.
-    """
-    gevent_monkey = sys.modules.get("gevent.monkey")
-    if gevent_monkey is None or not gevent_monkey.is_module_patched("threading"):
-        yield
-        return
-    timer = importlib.import_module("gevent").get_hub().loop.timer(1.0, 1.0)
-    timer.start(lambda: None)
-    try:
-        yield
-    finally:
-        timer.close()
-
-
-def _original(module: str, name: str) -> Any:
-    """`module.name` as it was before gevent monkey-patched it (itself when unpatched).
-
-    Looked up at call time, so it holds whether llmcomm was imported before or after the patching.
-    """
-    gevent_monkey = sys.modules.get("gevent.monkey")
-    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
-        # gevent builds its hub lazily, importing as it goes; two threads doing that at once
-        # deadlock on gevent's patched import lock, so the caller's hub exists before ours.
-        importlib.import_module("gevent").get_hub()
-        return gevent_monkey.get_original(module, name)
-    return getattr(importlib.import_module(module), name)
-
-
 # A native thread-local: under monkey-patching `threading.local` would be per greenlet.
-_thread_state: Any = _original("_thread", "_local")()
+_thread_state: Any = original("_thread", "_local")()
 #: bumped in every child process os.fork() makes; objects made before a fork compare it
 _fork_epoch = 0
 #: what a forked child inherited from the parent's portal, kept so no finalizer touches it
 _LEFT_BEHIND: list[object] = []
-#: the portal threads of this process that have not returned yet
-_live_threads: set[int] = set()
+_live_threads: set[int] = set()  # the portal threads of this process that have not returned yet
 
 
 def fork_epoch() -> int:
@@ -247,30 +178,14 @@ class Lease:
         return self.starting.result(0).portal
 
 
-class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
-    """The portal loop's default executor under gevent: runs each function at once, in place.
-
-    There a pool's "threads" would be greenlets of the portal thread, which the interpreter
-    joins at exit from the main thread and waits for forever.
-    """
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            future.set_exception(exc)
-        return future
-
-
 def _spawn(backend: str, starting: Future[_Running]) -> None:
     """Start the portal thread; it fulfils `starting`. Does not wait for it."""
-    ended = _original("_thread", "allocate_lock")()
+    ended = original("_thread", "allocate_lock")()
     ended.acquire()
 
     async def serve() -> None:
         if monkey_patched():
-            asyncio.get_running_loop().set_default_executor(_InlineExecutor())
+            asyncio.get_running_loop().set_default_executor(InlineExecutor())
         async with BlockingPortal() as portal:
             running = _Running(portal, ended)
             starting.set_result(running)
@@ -293,7 +208,7 @@ def _spawn(backend: str, starting: Future[_Running]) -> None:
 
     # A raw thread: threading.Thread.start() waits on an Event whose lock a signal handler
     # could find held by the frame it interrupted, and under monkey-patching it is a greenlet.
-    _original("_thread", "start_new_thread")(main, ())
+    original("_thread", "start_new_thread")(main, ())
 
 
 def _stop(running: _Running, *, wait: bool, timeout: float) -> bool:
@@ -441,8 +356,7 @@ class SharedPortal:
         self._leases = 0
 
 
-#: the portal every `SyncLLMCommunication` of this process shares
-SHARED: Final = SharedPortal()
+SHARED: Final = SharedPortal()  # the portal every `SyncLLMCommunication` of this process shares
 
 
 #: how long os.fork() waits for a portal thread that is still starting (s)
@@ -460,14 +374,17 @@ def track(future: Future[Any]) -> None:
 
 
 def _before_fork() -> None:
-    # A thread forked mid-import holds import locks the child would wait on forever: let a
-    # starting portal, and connections being opened in the background, finish first.
+    # Forked mid-import, the child would see half-imported modules: let a starting portal,
+    # and connections being opened in the background, finish first.
     if in_portal_thread():
         return
     starting = SHARED._starting
     pending = [*_in_flight, *([starting] if starting is not None else [])]
     with contextlib.suppress(Exception):
         concurrent.futures.wait(pending, FORK_WAIT)
+    for future in pending:  # what did not finish in time (a portal shut down under it) is not waited for again
+        if not future.done():
+            _in_flight.discard(future)
 
 
 def _after_fork_in_child() -> None:

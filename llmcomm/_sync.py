@@ -29,6 +29,7 @@ from anyio.from_thread import BlockingPortal
 from ._client import LLMCommunication, MessagesLike
 from ._config import Configuration
 from ._errors import ConfigurationError, LLMException
+from ._monkey import hub_kept_awake, monkey_patched
 from ._observability import Hooks, Metrics
 from ._portal import (
     _LEFT_BEHIND,
@@ -36,9 +37,7 @@ from ._portal import (
     Lease,
     check_not_portal_thread,
     fork_epoch,
-    hub_kept_awake,
     in_portal_thread,
-    monkey_patched,
     refuse_when_finalizing,
     track,
 )
@@ -129,14 +128,14 @@ class _Holder:
             await self.done.wait()
 
 
-def _open_in_background(ref: weakref.ref[SyncLLMCommunication], starting: concurrent.futures.Future[Any]) -> None:
+def _open_in_background(
+    ref: weakref.ref[SyncLLMCommunication], holder: _Holder, starting: concurrent.futures.Future[Any]
+) -> None:
     # Runs once the portal is up: in the portal thread, or at once in the facade's builder.
     facade = ref()
     if facade is None or facade._closed or starting.cancelled() or starting.exception() is not None:
+        holder._opened()  # nothing will be opened: os.fork() need not wait for it
         return
-    holder = facade._holder
-    holder.background = concurrent.futures.Future()
-    track(holder.background)
     starting.result().run_soon(holder.open_in_background)
 
 
@@ -179,7 +178,10 @@ class SyncLLMCommunication:
         # ...and opens the connections once it is up, so the first call need not (not under gevent,
         # where the opening's worker "threads" are greenlets of the portal thread, racing its exit).
         if self._lease is not None and not monkey_patched():
-            self._lease.starting.add_done_callback(partial(_open_in_background, weakref.ref(self)))
+            # Tracked from now on, so a fork right after building waits for the imports it makes.
+            self._holder.background = concurrent.futures.Future()
+            track(self._holder.background)
+            self._lease.starting.add_done_callback(partial(_open_in_background, weakref.ref(self), self._holder))
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.config.providers)
@@ -256,6 +258,7 @@ class SyncLLMCommunication:
         if self._closed:
             return
         self._closed = True
+        self._holder._opened()  # os.fork() no longer waits for a background opening
         for stream in list(self._streams):
             stream.close()
         lease, self._lease = self._lease, None

@@ -32,7 +32,8 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from ._errors import LLMException, StreamInterruptedError
-from ._portal import SHARED, check_not_portal_thread, finalizing_error, fork_epoch, hub_kept_awake, in_portal_thread
+from ._monkey import hub_kept_awake
+from ._portal import SHARED, check_not_portal_thread, finalizing_error, fork_epoch, in_portal_thread
 from ._stream import LLMStream
 from ._types import LLMResponse, StreamChunk
 
