@@ -305,3 +305,24 @@ def test_shutdown_stops_the_portal_and_refuses_later_calls(server: FakeServer) -
     with pytest.raises(LLMException, match="stopped"):
         list(stream)  # what arrived before the shutdown, then the error
     llm.close()
+
+
+def test_building_a_facade_starts_the_portal_and_opens_it_in_the_background(server: FakeServer) -> None:
+    llm = SyncLLMCommunication(config_for(server))
+    try:
+        assert wait_until(lambda: SHARED.running, 5.0)  # no call made yet
+        background = llm._holder.background
+        assert background is not None
+        background.result(10)
+        assert server.request_count == 0  # opening sends nothing
+        started = time.monotonic()
+        assert llm.generate_text("hi") == "Hello from llmcomm.testing."
+        assert time.monotonic() - started < 1.0  # the request alone: nothing left to start or open
+    finally:
+        llm.close()
+
+
+def test_a_facade_closed_before_its_background_opening_stops_the_portal(server: FakeServer) -> None:
+    for _ in range(5):
+        SyncLLMCommunication(config_for(server)).close()
+    assert wait_until(lambda: SHARED.leases == 0)
