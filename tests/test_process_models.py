@@ -84,12 +84,21 @@ FORK = """
 import multiprocessing
 from llmcomm import get_llm_service
 how = sys.argv[1]
-if how == "legacy":
+if how in ("legacy", "manager"):
     os.environ.update({"LLM_PROVIDERS": os.environ["WIRE"], os.environ["WIRE"].upper() + "_API_KEY": os.environ["KEY"],
                        os.environ["WIRE"].upper() + "_BASE_URL": os.environ["URL"]})
     service = get_llm_service()
     call = lambda: service.llm_call("hi")
-else:
+if how == "manager":   # the legacy manager's new-event-loop-per-request pattern
+    import asyncio
+    from llmcomm import get_llm_manager
+    def call():
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(get_llm_manager().generate_response(messages=[{"role": "user", "content": "hi"}])).content
+        finally:
+            loop.close()
+if how in ("fork", "mp", "fresh"):
     llm = SyncLLMCommunication(make_config())
     call = lambda: llm.generate_text("hi") + "|" + "".join(c.text for c in llm.generate_stream("hi"))
 parent = call() if how != "fresh" else "fresh"   # fresh: forked right after building, the portal still starting
@@ -134,13 +143,13 @@ report(parent=parent, children=results, after=after)
 
 
 @pytest.mark.parametrize("wire", ["anthropic", "openai"])
-@pytest.mark.parametrize("how", ["fork", "mp", "legacy", "fresh"])
+@pytest.mark.parametrize("how", ["fork", "mp", "legacy", "manager", "fresh"])
 def test_a_facade_made_before_fork_works_in_the_child(
     server: FakeServer, wire: Literal["anthropic", "openai"], how: str
 ) -> None:
     server.default = Script(text="forked fine")
     seen, _ = run_child(FORK, child_env(server, wire), how)
-    expected = "forked fine" if how == "legacy" else "forked fine|forked fine"
+    expected = "forked fine" if how in ("legacy", "manager") else "forked fine|forked fine"
     assert seen["after"] == expected
     assert seen["parent"] in (expected, "fresh")
     for outcome, text, seconds in seen["children"]:
