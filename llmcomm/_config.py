@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Literal, final
 from urllib.parse import urlsplit
 
+from ._cost import PRICE_FIELDS, price_problem
 from ._errors import ConfigurationError
 from ._secrets import check_sendable, mask_secret, mask_url
 
@@ -101,6 +102,10 @@ class ProviderConfig:
     `auth_header` names the header that carries `api_key` for a gateway that wants
     another than the kind's own (`"x-api-key"`, `"api-key"`; `"authorization"`
     sends `Bearer <key>`); None sends what the official SDK of the kind sends.
+    `input_price`, `output_price`, `cache_read_price` and `cache_write_price` are
+    prices per million tokens from the user's own table: with the first two set,
+    `LLMResponse.cost` is the reply's cost (cache reads and writes at the input
+    price unless priced themselves); otherwise it is None, never a guess.
     """
 
     name: str
@@ -115,6 +120,10 @@ class ProviderConfig:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     auth_header: str | None = None
     capabilities: AbstractSet[str] | None = None
+    input_price: float | None = None
+    output_price: float | None = None
+    cache_read_price: float | None = None
+    cache_write_price: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -131,6 +140,9 @@ class ProviderConfig:
             from ._capabilities import check_capabilities
 
             object.__setattr__(self, "capabilities", check_capabilities(self.capabilities, self.name))
+        for price in PRICE_FIELDS:
+            if (problem := price_problem(price, getattr(self, price))) is not None:
+                raise ConfigurationError(f"provider {self.name!r}: {problem}")
 
     def __repr__(self) -> str:
         parts = [f"name={self.name!r}", f"kind={self.kind!r}", f"model={self.model!r}"]

@@ -316,6 +316,9 @@ class LLMResponse:
     """A whole reply.
 
     The first five fields are the legacy `LLMResponse`, in its positional order.
+    `cost` is what the reply cost at the serving provider's configured prices
+    (`ProviderConfig(input_price=..., output_price=...)`, per million tokens), or
+    None when no prices are configured: never an estimate.
     """
 
     content: str
@@ -333,6 +336,7 @@ class LLMResponse:
     raw_finish_reason: str | None = None
     provider_request_id: str | None = None
     reasoning_parts: tuple[ReasoningPart, ...] = ()
+    cost: float | None = None
 
     def to_message(self) -> Message:
         """The assistant `Message` to append to the conversation: reasoning (with the

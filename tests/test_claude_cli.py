@@ -130,7 +130,7 @@ async def test_streams_text_then_a_closing_chunk_with_usage(fake_cli: str) -> No
     assert {c.provider for c in chunks} == {"cli"}
     assert {c.model for c in chunks} == {"fake-model-1"}  # from message_start
     closing = chunks[-1]
-    assert closing.finish_reason == "end_turn"
+    assert (closing.finish_reason, closing.raw_finish_reason) == ("stop", "end_turn")
     assert closing.usage is not None
     assert dict(closing.usage) == {"prompt_tokens": 16, "completion_tokens": 5, "total_tokens": 21}
     assert all(c.finish_reason is None and c.usage is None for c in chunks[:-1])
@@ -270,7 +270,7 @@ async def test_repr_masks_the_key(fake_cli: str) -> None:
 async def test_garbage_and_unknown_lines_are_ignored(fake_cli: str) -> None:
     chunks = await collect(ClaudeCLIProvider(config(fake_cli, "garbage")))
     assert [c.text for c in chunks] == ["Hello", ", world", ""]
-    assert chunks[-1].finish_reason == "end_turn"
+    assert (chunks[-1].finish_reason, chunks[-1].raw_finish_reason) == ("stop", "end_turn")
 
 
 async def test_result_text_completes_deltas_that_fell_short(fake_cli: str) -> None:
@@ -405,7 +405,7 @@ async def test_a_hang_after_the_result_does_not_delay_the_reply(fake_cli: str, r
     started = time.monotonic()
     chunks = await collect(ClaudeCLIProvider(config(fake_cli, "hang_after_result", record=record)))
     assert time.monotonic() - started < 1.0
-    assert chunks[-1].finish_reason == "end_turn"
+    assert (chunks[-1].finish_reason, chunks[-1].raw_finish_reason) == ("stop", "end_turn")
     assert gone(read_record(record)["pid"])
 
 
@@ -488,7 +488,7 @@ async def test_generate_stream_chunks_and_response(fake_cli: str) -> None:
     assert response.content == "Hello, world"
     assert response.provider == "cli"
     assert response.model == "fake-model-1"
-    assert response.finish_reason == "end_turn"
+    assert (response.finish_reason, response.raw_finish_reason) == ("stop", "end_turn")
     assert dict(response.usage) == {"prompt_tokens": 16, "completion_tokens": 5, "total_tokens": 21}
 
 

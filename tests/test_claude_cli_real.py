@@ -98,7 +98,7 @@ async def test_streams_text_and_usage(real_cli: str) -> None:
     assert len(chunks) > 2  # streamed, not delivered whole
     closing = chunks[-1]
     assert closing.text == ""
-    assert closing.finish_reason == "end_turn"
+    assert (closing.finish_reason, closing.raw_finish_reason) == ("stop", "end_turn")
     assert closing.model == MODEL
     assert closing.usage is not None
     assert closing.usage.prompt_tokens > 0

@@ -22,6 +22,7 @@ import anyio
 import pytest
 
 from llmcomm import Configuration, LLMCommunication
+from llmcomm._messages import normalise_finish_reason
 from llmcomm._types import Message, Request, StreamChunk
 from llmcomm.errors import InvalidRequestError
 from llmcomm.providers._claude_cli import ClaudeCLIProvider
@@ -115,7 +116,7 @@ async def test_a_reply_cut_at_max_tokens_is_one_request_and_the_text_once(real_c
         await server.wait_closed(recorded[0], timeout=2.0)
     assert "".join(c.text for c in chunks) == "partial answer here"
     closing = chunks[-1]
-    assert closing.finish_reason == "max_tokens"
+    assert (closing.finish_reason, closing.raw_finish_reason) == ("length", "max_tokens")
     assert closing.usage is not None
     assert closing.usage.completion_tokens == 3
     assert closing.usage.prompt_tokens > 0
@@ -256,4 +257,5 @@ async def test_other_stop_reasons_are_one_request_too(real_cli: str) -> None:
             await anyio.sleep(0.3)  # room for a follow-up request, had the CLI made one
             assert (stop_reason, len(api_requests(server))) == (stop_reason, 1)
         assert "".join(c.text for c in chunks) == "some text"
-        assert chunks[-1].finish_reason == stop_reason
+        assert chunks[-1].raw_finish_reason == stop_reason
+        assert chunks[-1].finish_reason == normalise_finish_reason(stop_reason)

@@ -180,7 +180,7 @@ async def test_a_reply_cut_at_max_tokens_ends_once_and_the_child_is_killed(fake_
     took = time.monotonic() - started
     assert "".join(c.text for c in chunks) == "cut short here"  # once, without the follow-up's "AGAIN"
     closing = chunks[-1]
-    assert closing.finish_reason == "max_tokens"
+    assert (closing.finish_reason, closing.raw_finish_reason) == ("length", "max_tokens")
     assert closing.usage is not None
     assert (closing.usage.prompt_tokens, closing.usage.completion_tokens) == (11, 7)
     assert await wait_for(dead, read_record(record)["pid"])
@@ -192,7 +192,7 @@ async def test_the_one_response_spending_cap_ends_a_complete_reply(fake_cli: str
     chunks = await collect(provider)
     assert "".join(c.text for c in chunks) == "all of it"
     closing = chunks[-1]
-    assert closing.finish_reason == "end_turn"
+    assert (closing.finish_reason, closing.raw_finish_reason) == ("stop", "end_turn")
     assert closing.usage is not None
     assert (closing.usage.prompt_tokens, closing.usage.completion_tokens) == (11, 5)  # from the stream events
 

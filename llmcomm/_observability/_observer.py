@@ -283,6 +283,7 @@ class Observability:
                 time_to_first_token=response.time_to_first_token,
                 input_tokens=usage.prompt_tokens,
                 output_tokens=usage.completion_tokens,
+                cost=response.cost,
             )
             if state is not None and state.span is not None and self.otel is not None:
                 self.otel.end(state.span, response, model, self._kinds.get(provider, provider), attempts)

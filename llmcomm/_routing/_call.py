@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final, final
 import anyio
 import anyio.lowlevel
 
+from .._cost import cost_of
 from .._errors import LLMException, ProviderUnavailableError, StreamInterruptedError
 from .._messages import assemble
 from .._observability._context import _request_id
@@ -305,16 +306,18 @@ class Call:
         winner.ended = now
         closing = self.closing
         first_at = winner.first_at if winner.first_at is not None else now
+        usage = closing.usage if closing and closing.usage else UsageInfo()
         self.response = response = LLMResponse(
             content="".join(self.parts),
             model=closing.model if closing else winner.provider.model,
-            usage=(closing.usage if closing and closing.usage else UsageInfo()),
+            usage=usage,
             response_time=now - self.started,
             provider=winner.provider.name,
             request_id=self.request.request_id,
             finish_reason=closing.finish_reason if closing else None,
             time_to_first_token=first_at - self.started,
             attempts=self.attempt_records(now),
+            cost=cost_of(usage, getattr(winner.provider, "config", None)),
             **assemble(self.chunks).response_fields(),
         )
         self._settle()

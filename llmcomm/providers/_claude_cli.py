@@ -111,7 +111,7 @@ class ClaudeCLIProvider:
     `max_tokens` (up to three, each streamed again); a spending cap that any
     one response exceeds stops it after the first, and the child is killed as
     soon as the API's `message_delta` says `max_tokens`: one request, the text
-    once, and a closing chunk whose `finish_reason` is "max_tokens". Under the cap
+    once, and a closing chunk whose `finish_reason` is "length" ("max_tokens" raw). Under the cap
     a complete reply ends with a `result` whose subtype is `error_max_budget_usd`;
     it counts as success, with the text of the CLI's `assistant` line and the
     usage of the stream events. `last_result` holds the most recent `result` line

@@ -10,6 +10,7 @@ from typing import Any, final
 import orjson
 
 from .._errors import InvalidRequestError, LLMException, ProviderUnavailableError
+from .._messages import normalise_finish_reason
 from .._secrets import scrub
 from .._types import StreamChunk, UsageInfo
 from .._wire._status import error_for_status
@@ -157,7 +158,15 @@ class CLIStream:
 
     def truncated_end(self) -> StreamChunk:
         """The closing chunk of a reply cut at max_tokens (the CLI is stopped before its result)."""
-        return StreamChunk("", self.provider, self.model, self.index, "max_tokens", self._stream_usage())
+        return StreamChunk(
+            "",
+            self.provider,
+            self.model,
+            self.index,
+            "length",
+            self._stream_usage(),
+            raw_finish_reason="max_tokens",
+        )
 
     def finish(self, secrets: Sequence[str | None]) -> Iterator[StreamChunk]:
         """The chunks that close a stream whose result line arrived, or its error."""
@@ -196,7 +205,9 @@ class CLIStream:
             )
         reason = _first_str(result.get("stop_reason"), self.stop_reason, result.get("terminal_reason")) or "end_turn"
         usage = self._stream_usage() if one_response else usage_of(result.get("usage"))
-        yield StreamChunk("", self.provider, self.model, self.index, reason, usage)
+        yield StreamChunk(
+            "", self.provider, self.model, self.index, normalise_finish_reason(reason), usage, raw_finish_reason=reason
+        )
 
     def _error(self, result: Mapping[str, Any], secrets: Sequence[str | None]) -> LLMException:
         text = _first_str(result.get("result")) or "; ".join(map(str, result.get("errors") or ())) or "no detail"
