@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Final, Literal, final
 from urllib.parse import urlsplit
 
@@ -49,6 +49,25 @@ def url_problem(url: str) -> str | None:
         return "must start with http:// or https://"
     if not parts.hostname:
         return "has no host"
+    return None
+
+
+def shared_state_problem(url: str) -> str | None:
+    """Why `url` cannot name the Redis server of `Configuration.shared_state` (said without its
+    password), or None when it can."""
+    if any(char <= " " or char == "\x7f" for char in url):
+        return "contains whitespace or a control character"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- parsing the port is the check
+    except ValueError:
+        return "is not a valid URL (check the host and the port)"
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        return "must start with redis://, rediss:// or unix://"
+    if parts.scheme != "unix" and not parts.hostname:
+        return "has no host"
+    if parts.scheme == "unix" and not parts.path:
+        return "has no socket path"
     return None
 
 
@@ -134,7 +153,10 @@ class Configuration:
     `stream_idle_timeout` is the longest gap between content chunks once a stream
     has started. `max_connections` bounds the HTTP connection pool shared by the
     HTTP providers; a request that finds no free connection within `pool_timeout`
-    fails with `ProviderUnavailableError` instead of waiting.
+    fails with `ProviderUnavailableError` instead of waiting. `shared_state` is the URL of
+    a Redis server (`redis://[:password@]host:port/db`, needs `llmcomm[redis]`) where the
+    processes of a fleet share breakers, rate-limit budgets and hedge statistics; None
+    keeps them in this process. Its password never shows in a repr or an error.
     """
 
     providers: Sequence[ProviderConfig | BaseProvider] = ()
@@ -149,9 +171,15 @@ class Configuration:
     auth_cooldown_seconds: float = 300.0
     max_connections: int = 1000
     pool_timeout: float = 10.0
+    shared_state: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
+        if self.shared_state is not None and (problem := shared_state_problem(self.shared_state)):
+            raise ConfigurationError(
+                f"shared_state {mask_url(self.shared_state)!r} {problem}; set it like redis://host:6379/0 "
+                "(or LLM_SHARED_STATE_URL), or leave it unset to keep state in this process"
+            )
         for name in ("fallback_timeout", "stream_idle_timeout", "timeout", "pool_timeout"):
             if not getattr(self, name) > 0:  # also refuses NaN
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
@@ -162,6 +190,12 @@ class Configuration:
         names = [p.name for p in self.providers]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"provider names must be unique, got {names}")
+
+    def __repr__(self) -> str:
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "shared_state"]
+        if self.shared_state is not None:
+            shown.append(f"shared_state={mask_url(self.shared_state)!r}")
+        return f"Configuration({', '.join(shown)})"
 
     def require_providers(self) -> None:
         """Raise `ConfigurationError` when this configuration cannot serve a call.
@@ -199,11 +233,19 @@ class Configuration:
         warning naming the variable. Raises `ConfigurationError` naming the
         variable, the bad value (never a key's) and what to set for any invalid
         value or unreadable file, and listing the variables when no provider is
-        found (then with `nothing_configured` True).
+        found (then with `nothing_configured` True). `LLM_SHARED_STATE_URL` sets
+        `shared_state`.
         """
         from ._config_env import from_mapping, merged_environment
 
-        return from_mapping(cls, merged_environment(environ, dotenv_path))
+        env = merged_environment(environ, dotenv_path)
+        config = from_mapping(cls, env)
+        if shared := env.get("LLM_SHARED_STATE_URL", "").strip():
+            try:
+                config = replace(config, shared_state=shared)
+            except ConfigurationError as exc:
+                raise ConfigurationError(str(exc).replace("shared_state", "LLM_SHARED_STATE_URL", 1)) from None
+        return config
 
 
 def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:

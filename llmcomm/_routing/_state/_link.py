@@ -1,0 +1,238 @@
+"""The connection to Redis: a private thread with its own event loop, owned by the backend.
+
+Why a thread: the Redis client (coredis, built on anyio) keeps its connections in a task
+group that must stay open between calls, and llmcomm holds no task group across the
+user's code (DESIGN Part 2, "Lifecycle"). Its own thread gives the connection a life of
+its own, the same on asyncio, trio and the sync facade, and a forked child starts a
+fresh one. The caller's event loop never awaits Redis except through `call`, which
+gives up after the operation timeout.
+
+Fail open: an operation that fails or takes longer than `timeout` trips a bypass for
+`bypass` seconds, during which nothing is sent and callers use their local state. One
+WARNING per outage, one INFO line when Redis answers again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, final
+
+import anyio
+import anyio.lowlevel
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ..._secrets import mask_url
+from ._lua import Script
+
+T = TypeVar("T")
+log = logging.getLogger("llmcomm")
+
+#: the reply of a Redis command or script, as coredis gives it
+Reply = Any
+Op = Callable[[Any], Awaitable[T]]
+
+
+async def run_script(client: Any, script: Script, keys: Sequence[str], args: Sequence[str | int | float]) -> Reply:
+    """EVALSHA `script`; when Redis does not know it (restarted, flushed), EVAL it, which loads it too."""
+    from coredis.exceptions import NoScriptError
+
+    try:
+        return await client.evalsha(script.sha, list(keys), list(args))
+    except NoScriptError:
+        return await client.eval(script.source, list(keys), list(args))
+
+
+@final
+class RedisLink:
+    """One Redis connection pool on a private thread; every operation bounded by `timeout` seconds."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 0.05,
+        bypass: float = 3.0,
+        refresh_interval: float = 0.2,
+        refresher: Callable[[], Sequence[Op[None]]] | None = None,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.bypass = bypass
+        self.refresh_interval = refresh_interval
+        self._refresher = refresher
+        self._lock = threading.Lock()
+        self._portal: BlockingPortal | None = None
+        self._portal_cm: contextlib.AbstractContextManager[BlockingPortal] | None = None
+        self._pid = os.getpid()
+        self._client: Any = None
+        self._ready: anyio.Event | None = None
+        self._reset: anyio.Event | None = None
+        self._down_until = 0.0
+        self._outage = False
+        self._closed = False
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+
+    def __repr__(self) -> str:
+        return f"RedisLink({mask_url(self.url)!r}, timeout={self.timeout})"
+
+    @property
+    def available(self) -> bool:
+        """Whether operations are sent now (False while bypassed after a failure, or closed)."""
+        return not self._closed and time.monotonic() >= self._down_until
+
+    # -- used from any thread -----------------------------------------------------------
+    def submit(self, op: Op[T]) -> concurrent.futures.Future[T] | None:
+        """Start `op(client)` on the Redis thread and return at once; None when bypassed or closed."""
+        if not self.available:
+            return None
+        portal = self._ensure()
+        if portal is None:
+            return None
+        try:
+            future = portal.start_task_soon(self._run, op)
+        except RuntimeError:  # the portal is stopping
+            return None
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
+
+    async def call(self, op: Op[T]) -> T | None:
+        """`op(client)`'s result, awaited from any event loop; None when Redis failed, was slow or is bypassed."""
+        future = self.submit(op)
+        if future is None or not await self._wait(future):
+            return None
+        if future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()
+
+    async def wait_pending(self) -> None:
+        """Wait until every operation submitted so far has ended (each within its timeout)."""
+        for future in list(self._pending):
+            await self._wait(future)
+
+    async def _wait(self, future: concurrent.futures.Future[Any]) -> bool:
+        done = anyio.Event()
+        wake = _waker()
+        future.add_done_callback(lambda _: wake(done.set))
+        # the operation has its own timeout on the Redis thread; this margin covers thread scheduling
+        with anyio.move_on_after(self.timeout * 2 + 0.02):
+            await done.wait()
+        if not future.done():
+            future.cancel()
+            return False
+        return True
+
+    def close(self) -> None:
+        """Stop the Redis thread and close its connections (blocks for a few milliseconds)."""
+        with self._lock:
+            self._closed = True
+            portal, portal_cm = self._portal, self._portal_cm
+            self._portal = self._portal_cm = None
+        if portal is None or portal_cm is None or self._pid != os.getpid():
+            return
+        with contextlib.suppress(RuntimeError):
+            portal.call(portal.stop, True)
+        portal_cm.__exit__(None, None, None)
+
+    def _ensure(self) -> BlockingPortal | None:
+        with self._lock:
+            if self._closed:
+                return None
+            if self._pid != os.getpid():  # a forked child: the thread is not here, start anew
+                self._pid, self._portal, self._portal_cm, self._client = os.getpid(), None, None, None
+            if self._portal is None:
+                self._portal_cm = start_blocking_portal("asyncio", name="llmcomm-redis")
+                self._portal = self._portal_cm.__enter__()
+                self._portal.start_task_soon(self._serve)
+                if self._refresher is not None:
+                    self._portal.start_task_soon(self._refresh_loop)
+            return self._portal
+
+    # -- on the Redis thread ------------------------------------------------------------
+    async def _serve(self) -> None:
+        from coredis import Redis
+        from coredis.retry import NoRetryPolicy
+
+        while not self._closed:
+            self._ready, self._reset = anyio.Event(), anyio.Event()
+            client = Redis.from_url(
+                self.url,
+                stream_timeout=self.timeout,
+                connect_timeout=self.timeout,
+                retry_policy=NoRetryPolicy(),
+                verify_version=False,
+            )
+            try:
+                async with client:
+                    self._client = client
+                    self._ready.set()
+                    await self._reset.wait()
+            except Exception as exc:  # a pool that broke: the next operation reconnects
+                self._failed(exc)
+            finally:
+                self._client = None
+            await anyio.sleep(0.01)
+
+    async def _run(self, op: Op[T]) -> T:
+        try:
+            with anyio.fail_after(self.timeout):
+                if self._ready is not None:
+                    await self._ready.wait()
+                result = await op(self._client)
+        except BaseException as exc:
+            if not isinstance(exc, anyio.get_cancelled_exc_class()):
+                self._failed(exc)
+            raise
+        if self._outage:
+            self._outage = False
+            log.info(
+                "shared state: Redis at %s answers again; breakers and budgets are shared again", mask_url(self.url)
+            )
+        return result
+
+    async def _refresh_loop(self) -> None:
+        assert self._refresher is not None
+        while True:
+            await anyio.sleep(self.refresh_interval)
+            if not self.available:
+                continue
+            for op in self._refresher():
+                try:
+                    await self._run(op)
+                except Exception:  # counted by _run; the next round tries again
+                    break
+
+    def _failed(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + self.bypass
+        if self._reset is not None:
+            self._reset.set()  # reconnect with a fresh pool once the bypass is over
+        if not self._outage:
+            self._outage = True
+            log.warning(
+                "shared state: Redis at %s failed or took longer than %g ms (%s); this process goes on with its "
+                "own breaker and budgets and tries Redis again in %g s. Check that Redis runs and is reachable.",
+                mask_url(self.url),
+                self.timeout * 1000,
+                type(exc).__name__,
+                self.bypass,
+            )
+
+
+def _waker() -> Callable[[Callable[[], object]], None]:
+    """A thread-safe way to run a function in the calling event loop (asyncio or trio)."""
+    native: Any = anyio.lowlevel.current_token().native_token  # an asyncio loop or a TrioToken
+    schedule: Callable[[Callable[[], object]], object] = (
+        native.call_soon_threadsafe if hasattr(native, "call_soon_threadsafe") else native.run_sync_soon
+    )
+
+    def wake(fn: Callable[[], object]) -> None:
+        with contextlib.suppress(Exception):  # the loop is gone: nobody waits any more
+            schedule(fn)
+
+    return wake
