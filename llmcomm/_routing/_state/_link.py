@@ -31,6 +31,8 @@ from ..._secrets import mask_url
 from ._lua import Script
 
 T = TypeVar("T")
+#: how long connecting to Redis may take, in seconds (operations wait for it only at start)
+CONNECT_TIMEOUT = 1.0
 log = logging.getLogger("llmcomm")
 
 #: the reply of a Redis command or script, as coredis gives it
@@ -164,26 +166,32 @@ class RedisLink:
             client = Redis.from_url(
                 self.url,
                 stream_timeout=self.timeout,
-                connect_timeout=self.timeout,
+                connect_timeout=CONNECT_TIMEOUT,
                 retry_policy=NoRetryPolicy(),
                 verify_version=False,
             )
             try:
                 async with client:
+                    with anyio.fail_after(CONNECT_TIMEOUT):
+                        await client.ping()  # one connection ready before the first operation
                     self._client = client
                     self._ready.set()
                     await self._reset.wait()
-            except Exception as exc:  # a pool that broke: the next operation reconnects
+            except Exception as exc:  # down, or a pool that broke: reconnect after the bypass
                 self._failed(exc)
             finally:
                 self._client = None
-            await anyio.sleep(0.01)
+            await anyio.sleep(max(0.01, self._down_until - time.monotonic()))
 
     async def _run(self, op: Op[T]) -> T:
         try:
+            ready = self._ready
+            if ready is not None and not ready.is_set():
+                with anyio.fail_after(CONNECT_TIMEOUT):  # the first operations wait for the connection
+                    await ready.wait()
+            if self._client is None:
+                raise ConnectionError("not connected to Redis")
             with anyio.fail_after(self.timeout):
-                if self._ready is not None:
-                    await self._ready.wait()
                 result = await op(self._client)
         except BaseException as exc:
             if not isinstance(exc, anyio.get_cancelled_exc_class()):

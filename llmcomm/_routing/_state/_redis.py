@@ -164,8 +164,11 @@ class RedisState:
         await self.link.wait_pending()
         self._drain(anyio.current_time())
 
-    async def refresh(self) -> None:
-        """Bring the fleet's state of every scope seen so far into the mirror now (else every `refresh` s)."""
+    async def refresh(self, *scopes: Scope) -> None:
+        """Bring the fleet's state of `scopes` and every scope seen so far into the mirror now
+        (the background does it every `refresh` seconds)."""
+        for scope in scopes:
+            self._know(scope)
         for op in self._refresh_ops():
             await self.link.call(op)
             if not self.link.available:
@@ -189,6 +192,8 @@ class RedisState:
         if scope not in self._scopes:
             self._scopes[scope] = None
             self._scope_list = tuple(self._scopes)  # the Redis thread reads this, never the dict
+            for op in self._scope_ops(scope):  # learn what the fleet knows, behind this call
+                self.link.submit(op)
 
     def _drain(self, now: float | None = None) -> None:
         """Apply what Redis answered since the last call, on the caller's clock."""
@@ -234,16 +239,14 @@ class RedisState:
         self.local.set_ttft(scope, tuple(float(sample) / 1000 for sample in reply))
 
     def _refresh_ops(self) -> list[Op[None]]:
-        ops: list[Op[None]] = []
-        for scope in self._scope_list:
-            ops.append(self._reading(scope, BREAKER_STATE, scope.key("breaker", "state"), [], self._set_breaker))
-            ops.append(
-                self._reading(
-                    scope, BUDGET_STATE, scope.key("budget", "buckets"), [BUDGET_TTL * 1000], self._set_budget
-                )
-            )
-            ops.append(self._lrange(scope))
-        return ops
+        return [op for scope in self._scope_list for op in self._scope_ops(scope)]
+
+    def _scope_ops(self, scope: Scope) -> list[Op[None]]:
+        return [
+            self._reading(scope, BREAKER_STATE, scope.key("breaker", "state"), [], self._set_breaker),
+            self._reading(scope, BUDGET_STATE, scope.key("budget", "buckets"), [BUDGET_TTL * 1000], self._set_budget),
+            self._lrange(scope),
+        ]
 
     def _reading(
         self,
