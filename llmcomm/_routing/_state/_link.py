@@ -189,10 +189,8 @@ class RedisLink:
             if ready is not None and not ready.is_set():
                 with anyio.fail_after(CONNECT_TIMEOUT):  # the first operations wait for the connection
                     await ready.wait()
-            if self._client is None:
-                raise ConnectionError("not connected to Redis")
             with anyio.fail_after(self.timeout):
-                result = await op(self._client)
+                result = await op(_connected(self._client))
         except BaseException as exc:
             if not isinstance(exc, anyio.get_cancelled_exc_class()):
                 self._failed(exc)
@@ -230,6 +228,12 @@ class RedisLink:
                 type(exc).__name__,
                 self.bypass,
             )
+
+
+def _connected(client: Any) -> Any:
+    if client is None:
+        raise ConnectionError("not connected to Redis")
+    return client
 
 
 def _waker() -> Callable[[Callable[[], object]], None]:
