@@ -176,8 +176,11 @@ class Configuration:
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
         if self.shared_state is not None and (problem := shared_state_problem(self.shared_state)):
+            shown = mask_url(self.shared_state)
+            if "@" in shown and "****@" not in shown:  # credentials the mask could not find (a space in them)
+                shown = "(not shown: it holds credentials)"
             raise ConfigurationError(
-                f"shared_state {mask_url(self.shared_state)!r} {problem}; set it like redis://host:6379/0 "
+                f"shared_state {shown!r} {problem}; set it like redis://host:6379/0 "
                 "(or LLM_SHARED_STATE_URL), or leave it unset to keep state in this process"
             )
         for name in ("fallback_timeout", "stream_idle_timeout", "timeout", "pool_timeout"):

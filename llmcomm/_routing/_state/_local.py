@@ -15,6 +15,8 @@ from typing import Final, final
 from ._headers import read_headers
 from ._types import BUCKETS, BreakerPolicy, Bucket, Grant, Scope, burst, refill_rate
 
+#: units a bucket may lack and still grant: float rounding after waiting exactly the wait it said
+_EPSILON: Final = 1e-9
 #: time-to-first-token samples kept per scope
 TTFT_WINDOW: Final = 200
 
@@ -128,7 +130,7 @@ class LocalState:
                 need = min(n, burst(limit))  # a call bigger than the burst goes when the bucket is full
                 if (
                     state.level is not None
-                    and state.level < need
+                    and state.level < need - _EPSILON
                     and (w := (need - state.level) / refill_rate(limit)) > wait
                 ):
                     wait, reason = w, bucket

@@ -131,7 +131,7 @@ for j, b in ipairs(names) do
     if lvl == nil then lvl = cap else lvl = math.min(cap, lvl + math.max(now - (s[b .. 't'] or now), 0) * rate) end
     levels[j] = lvl
     local need = math.min(n, cap)
-    if lvl < need and (need - lvl) / rate > wait then wait = (need - lvl) / rate; reason = b end
+    if lvl < need - 1e-9 and (need - lvl) / rate > wait then wait = (need - lvl) / rate; reason = b end
   end
   local u = s[b .. 'u'] or 0
   if n > 0 and u > now and (s[b .. 'c'] or 0) < n and u - now > wait then wait = u - now; reason = b end
