@@ -113,6 +113,18 @@ class RedisLink:
             return None
         return future.result()
 
+    async def connect(self, timeout: float = 2 * CONNECT_TIMEOUT) -> bool:
+        """Start connecting and wait up to `timeout` seconds until Redis answers; whether it did."""
+        future = self.submit(_noop)
+        if future is None:
+            return False
+        done = anyio.Event()
+        wake = _waker()
+        future.add_done_callback(lambda _: wake(done.set))
+        with anyio.move_on_after(timeout):
+            await done.wait()
+        return future.done() and not future.cancelled() and future.exception() is None
+
     async def wait_pending(self) -> None:
         """Wait until every operation submitted so far has ended (each within its timeout)."""
         for future in list(self._pending):
@@ -228,6 +240,10 @@ class RedisLink:
                 type(exc).__name__,
                 self.bypass,
             )
+
+
+async def _noop(client: Any) -> None:
+    return None
 
 
 def _connected(client: Any) -> Any:

@@ -159,6 +159,15 @@ class RedisState:
         self._drain()
         return self.local.ttft_samples(scope)
 
+    def start(self) -> None:
+        """Start connecting to Redis behind the caller's back (a client's open would call this)."""
+        self.link.submit(_noop)
+
+    async def connect(self, timeout: float = 2.0) -> bool:
+        """Wait up to `timeout` seconds until Redis answers; whether it did. Until then every
+        operation answers from this process's own state."""
+        return await self.link.connect(timeout)
+
     async def flush(self) -> None:
         """Wait until every update sent so far has reached Redis (or failed), and adopt the answers."""
         await self.link.wait_pending()
@@ -269,6 +278,10 @@ class RedisState:
                 self._inbox.append((time.monotonic(), partial(_later, partial(self._set_ttft, scope), reply)))
 
         return read
+
+
+async def _noop(client: Any) -> None:
+    return None
 
 
 def _later(apply: Callable[[Reply, float], None], reply: Reply, now: float) -> None:
