@@ -76,7 +76,18 @@ class RedisServer:
             self.process.send_signal(signal.SIGKILL)
         self._reap()
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers, as when it is overloaded."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
         self._reap()

@@ -6,7 +6,9 @@ as milliseconds relative to the server's now; a breaker's "open" is -1 when clos
 Keys and fields:
 
 - `llmcomm:v1:breaker:<endpoint>:<model>:state` hash: `f` failures in a row, `o` open
-  until, `p` probe slot held until (server milliseconds; 0: none).
+  until, `p` probe slot held until (server milliseconds; 0: none). A success leaves a
+  closed breaker (not a deleted key), so a missing key means Redis lost it and a process
+  that knows the breaker open writes it back.
 - `llmcomm:v1:budget:<endpoint>:<model>:buckets` hash: per budget (`r` requests, `t`
   tokens, `i` input tokens, `o` output tokens) `<b>l` level and `<b>t` its time, `<b>c`
   a header ceiling until `<b>u`; `blk` closed (retry-after) until.
@@ -33,7 +35,7 @@ local p = tonumber(redis.call('HGET', k, 'p') or '0')
 local function reply(granted)
   local open = -1
   if o > 0 then open = math.max(o - now, 0) end
-  return {granted, f, tostring(open), tostring(math.max(p - now, 0))}
+  return {granted, f, tostring(open), tostring(math.max(p - now, 0)), redis.call('EXISTS', k)}
 end
 """
 
@@ -69,7 +71,15 @@ return reply(0)
 """,
 )
 
-BREAKER_SUCCESS: Final = Script("breaker_success", "redis.call('DEL', KEYS[1])\nreturn {0, 0, '-1', '0'}\n")
+#: ARGV: cooldown ms; leaves a closed breaker behind, so that a missing key means Redis lost it
+BREAKER_SUCCESS: Final = Script(
+    "breaker_success",
+    """
+redis.call('HSET', KEYS[1], 'f', 0, 'o', '0', 'p', '0')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {0, 0, '-1', '0', 1}
+""",
+)
 
 #: ARGV: probe lease ms, cooldown ms
 BREAKER_PROBE: Final = Script(
@@ -93,6 +103,21 @@ BREAKER_RELEASE: Final = Script(
     + _BREAKER_READ
     + """
 if p > 0 then redis.call('HSET', k, 'p', '0'); p = 0 end
+return reply(0)
+""",
+)
+
+#: ARGV: failures, open for ms, cooldown ms; writes only when the key is gone (Redis restarted or flushed)
+BREAKER_SEED: Final = Script(
+    "breaker_seed",
+    _NOW
+    + _BREAKER_READ
+    + """
+if redis.call('EXISTS', k) == 0 then
+  f = tonumber(ARGV[1]); o = now + tonumber(ARGV[2]); p = 0
+  redis.call('HSET', k, 'f', f, 'o', tostring(o), 'p', '0')
+  redis.call('PEXPIRE', k, math.ceil(tonumber(ARGV[2]) + tonumber(ARGV[3])))
+end
 return reply(0)
 """,
 )

@@ -25,6 +25,7 @@ from ._lua import (
     BREAKER_FAILURE,
     BREAKER_PROBE,
     BREAKER_RELEASE,
+    BREAKER_SEED,
     BREAKER_STATE,
     BREAKER_SUCCESS,
     BUDGET_REPORT,
@@ -95,7 +96,7 @@ class RedisState:
 
     def record_success(self, scope: Scope, now: float) -> None:
         self.local.record_success(scope, now)
-        self._post(scope, BREAKER_SUCCESS, "breaker", [], self._set_breaker)
+        self._post(scope, BREAKER_SUCCESS, "breaker", [self.policy.cooldown * 1000], self._set_breaker)
 
     def record_failure(self, scope: Scope, now: float, *, auth: bool = False) -> None:
         self._see(scope, now)
@@ -232,6 +233,13 @@ class RedisState:
 
     def _set_breaker(self, scope: Scope, reply: Reply, now: float) -> None:
         open_in = float(reply[2])
+        lost = len(reply) > 4 and int(reply[4]) == 0
+        if lost and (left := self.local.cooling(scope, now)) is not None and left > 0:
+            # Redis lost an open breaker this process knows (restarted, flushed): put it back
+            known = self.local._breakers[scope]
+            args = [known.failures, (known.open_until - now) * 1000, self.policy.cooldown * 1000]
+            self._post(scope, BREAKER_SEED, "breaker", args, None)
+            return
         self.local.set_breaker(
             scope, now, int(reply[1]), None if open_in < 0 else open_in / 1000, float(reply[3]) / 1000
         )
