@@ -7,8 +7,8 @@ its own, the same on asyncio, trio and the sync facade, and a forked child start
 fresh one. The caller's event loop never awaits Redis except through `call`, which
 gives up after the operation timeout.
 
-Fail open: an operation that fails or takes longer than `timeout` trips a bypass for
-`bypass` seconds, during which nothing is sent and callers use their local state. One
+Fail open: an operation that fails (or three in a row that take longer than `timeout`)
+trips a bypass for `bypass` seconds, during which nothing is sent and callers use their local state. One
 WARNING per outage, one INFO line when Redis answers again.
 """
 
@@ -33,6 +33,12 @@ from ._lua import Script
 T = TypeVar("T")
 #: how long connecting to Redis may take, in seconds (operations wait for it only at start)
 CONNECT_TIMEOUT = 1.0
+#: operations running against Redis at once; the others queue, and their timeout starts when they run
+CONCURRENCY = 16
+#: operations queued at most; past that, updates are dropped (shared state is best effort, never a backlog)
+MAX_BACKLOG = 1000
+#: operations in a row that time out before Redis counts as down (a connection error counts at once)
+SLOW_IN_A_ROW = 3
 log = logging.getLogger("llmcomm")
 
 #: the reply of a Redis command or script, as coredis gives it
@@ -61,7 +67,7 @@ class RedisLink:
         timeout: float = 0.05,
         bypass: float = 3.0,
         refresh_interval: float = 0.2,
-        refresher: Callable[[], Sequence[Op[None]]] | None = None,
+        refresher: Callable[[], Sequence[tuple[str, Op[None]]]] | None = None,
     ) -> None:
         self.url = url
         self.timeout = timeout
@@ -79,6 +85,9 @@ class RedisLink:
         self._outage = False
         self._closed = False
         self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._limiter: anyio.CapacityLimiter | None = None  # made on the Redis thread's loop
+        self._slow = 0
+        self._key_locks: dict[str, anyio.Lock] = {}  # used on the Redis thread only
 
     def __repr__(self) -> str:
         return f"RedisLink({mask_url(self.url)!r}, timeout={self.timeout})"
@@ -89,24 +98,26 @@ class RedisLink:
         return not self._closed and time.monotonic() >= self._down_until
 
     # -- used from any thread -----------------------------------------------------------
-    def submit(self, op: Op[T]) -> concurrent.futures.Future[T] | None:
-        """Start `op(client)` on the Redis thread and return at once; None when bypassed or closed."""
-        if not self.available:
+    def submit(self, op: Op[T], key: str = "") -> concurrent.futures.Future[T] | None:
+        """Start `op(client)` on the Redis thread and return at once; None when bypassed or closed.
+
+        Operations on one `key` run in the order they were submitted."""
+        if not self.available or len(self._pending) >= MAX_BACKLOG:
             return None
         portal = self._ensure()
         if portal is None:
             return None
         try:
-            future = portal.start_task_soon(self._run, op)
+            future = portal.start_task_soon(self._run, op, key)
         except RuntimeError:  # the portal is stopping
             return None
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
         return future
 
-    async def call(self, op: Op[T]) -> T | None:
+    async def call(self, op: Op[T], key: str = "") -> T | None:
         """`op(client)`'s result, awaited from any event loop; None when Redis failed, was slow or is bypassed."""
-        future = self.submit(op)
+        future = self.submit(op, key)
         if future is None or not await self._wait(future):
             return None
         if future.cancelled() or future.exception() is not None:
@@ -160,6 +171,10 @@ class RedisLink:
                 return None
             if self._pid != os.getpid():  # a forked child: the thread is not here, start anew
                 self._pid, self._portal, self._portal_cm, self._client = os.getpid(), None, None, None
+                self._ready = self._reset = None
+                self._pending = set()
+                self._limiter = None
+                self._key_locks = {}
             if self._portal is None:
                 self._portal_cm = start_blocking_portal("asyncio", name="llmcomm-redis")
                 self._portal = self._portal_cm.__enter__()
@@ -195,18 +210,36 @@ class RedisLink:
                 self._client = None
             await anyio.sleep(max(0.01, self._down_until - time.monotonic()))
 
-    async def _run(self, op: Op[T]) -> T:
+    async def _run(self, op: Op[T], key: str = "") -> T:
+        if not key:
+            return await self._run_now(op)
+        # tasks start in the order they were submitted; the lock (FIFO) keeps that order per key
+        lock = self._key_locks.setdefault(key, anyio.Lock())
+        async with lock:
+            return await self._run_now(op)
+
+    async def _run_now(self, op: Op[T]) -> T:
         try:
             ready = self._ready
             if ready is not None and not ready.is_set():
                 with anyio.fail_after(CONNECT_TIMEOUT):  # the first operations wait for the connection
                     await ready.wait()
-            with anyio.fail_after(self.timeout):
-                result = await op(_connected(self._client))
+            if self._limiter is None:
+                self._limiter = anyio.CapacityLimiter(CONCURRENCY)
+            async with self._limiter:
+                with anyio.fail_after(self.timeout):
+                    result = await op(_connected(self._client))
+        except TimeoutError as exc:
+            # one slow answer is a hiccup (a busy machine); several in a row are an outage
+            self._slow += 1
+            if self._slow >= SLOW_IN_A_ROW:
+                self._failed(exc)
+            raise
         except BaseException as exc:
             if not isinstance(exc, anyio.get_cancelled_exc_class()):
                 self._failed(exc)
             raise
+        self._slow = 0
         if self._outage:
             self._outage = False
             log.info(
@@ -220,13 +253,14 @@ class RedisLink:
             await anyio.sleep(self.refresh_interval)
             if not self.available:
                 continue
-            for op in self._refresher():
+            for key, op in self._refresher():
                 try:
-                    await self._run(op)
+                    await self._run(op, key)
                 except Exception:  # counted by _run; the next round tries again
                     break
 
     def _failed(self, exc: BaseException) -> None:
+        self._slow = 0
         self._down_until = time.monotonic() + self.bypass
         if self._reset is not None:
             self._reset.set()  # reconnect with a fresh pool once the bypass is over

@@ -82,9 +82,8 @@ class RedisState:
         if self.local.cooling(scope, now) is None:
             return False
         ms = self.policy.probe_lease * 1000, self.policy.cooldown * 1000
-        reply = await self.link.call(
-            partial(run_script, script=BREAKER_PROBE, keys=[scope.key("breaker", "state")], args=ms)
-        )
+        key = scope.key("breaker", "state")
+        reply = await self.link.call(partial(run_script, script=BREAKER_PROBE, keys=[key], args=ms), key)
         if reply is None:
             return self.local.try_probe(scope, now)
         self._set_breaker(scope, reply, now)
@@ -115,9 +114,8 @@ class RedisState:
         if not (scope.rpm or scope.tpm or self.local.limited(scope, now)):
             return Grant(True)  # nothing counted for this scope anywhere: no round trip
         args = _take_args(scope, wants, force=False)
-        reply = await self.link.call(
-            partial(run_script, script=BUDGET_TAKE, keys=[scope.key("budget", "buckets")], args=args)
-        )
+        key = scope.key("budget", "buckets")
+        reply = await self.link.call(partial(run_script, script=BUDGET_TAKE, keys=[key], args=args), key)
         if reply is None:
             return self.local.check(
                 scope, now, requests=requests, input_tokens=input_tokens, output_tokens=output_tokens
@@ -179,8 +177,8 @@ class RedisState:
         (the background does it every `refresh` seconds)."""
         for scope in scopes:
             self._know(scope)
-        for op in self._refresh_ops():
-            await self.link.call(op)
+        for key, op in self._refresh_ops():
+            await self.link.call(op, key)
             if not self.link.available:
                 break
         self._drain(anyio.current_time())
@@ -202,8 +200,8 @@ class RedisState:
         if scope not in self._scopes:
             self._scopes[scope] = None
             self._scope_list = tuple(self._scopes)  # the Redis thread reads this, never the dict
-            for op in self._scope_ops(scope):  # learn what the fleet knows, behind this call
-                self.link.submit(op)
+            for key, op in self._scope_ops(scope):  # learn what the fleet knows, behind this call
+                self.link.submit(op, key)
 
     def _drain(self, now: float | None = None) -> None:
         """Apply what Redis answered since the last call, on the caller's clock."""
@@ -223,7 +221,7 @@ class RedisState:
     ) -> None:
         key = {"breaker": scope.key("breaker", "state"), "budget": scope.key("budget", "buckets")}.get(kind)
         key = key or scope.key("hedge", "ttft")
-        future = self.link.submit(partial(run_script, script=script, keys=[key], args=args))
+        future = self.link.submit(partial(run_script, script=script, keys=[key], args=args), key)
         if future is not None and apply is not None:
             future.add_done_callback(lambda f: self._deliver(f, partial(apply, scope)))
 
@@ -255,14 +253,19 @@ class RedisState:
     def _set_ttft(self, scope: Scope, reply: Reply, now: float) -> None:
         self.local.set_ttft(scope, tuple(float(sample) / 1000 for sample in reply))
 
-    def _refresh_ops(self) -> list[Op[None]]:
+    def _refresh_ops(self) -> list[tuple[str, Op[None]]]:
         return [op for scope in self._scope_list for op in self._scope_ops(scope)]
 
-    def _scope_ops(self, scope: Scope) -> list[Op[None]]:
+    def _scope_ops(self, scope: Scope) -> list[tuple[str, Op[None]]]:
+        breaker, budget, hedge = (
+            scope.key("breaker", "state"),
+            scope.key("budget", "buckets"),
+            scope.key("hedge", "ttft"),
+        )
         return [
-            self._reading(scope, BREAKER_STATE, scope.key("breaker", "state"), [], self._set_breaker),
-            self._reading(scope, BUDGET_STATE, scope.key("budget", "buckets"), [BUDGET_TTL * 1000], self._set_budget),
-            self._lrange(scope),
+            (breaker, self._reading(scope, BREAKER_STATE, breaker, [], self._set_breaker)),
+            (budget, self._reading(scope, BUDGET_STATE, budget, [BUDGET_TTL * 1000], self._set_budget)),
+            (hedge, self._lrange(scope)),
         ]
 
     def _reading(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal, Protocol, final
 from urllib.parse import quote
 
@@ -44,7 +44,6 @@ class Scope:
     model: str
     rpm: int | None = None
     tpm: int | None = None
-    label: str = field(default="", compare=False)
 
     @classmethod
     def of(
