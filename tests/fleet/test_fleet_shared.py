@@ -261,3 +261,49 @@ async def test_redis_round_trip_latency_on_loopback(redis: RedisServer) -> None:
         f"\nredis latency ms: take p50 {p['take'][0]:.3f} p99 {p['take'][1]:.3f}; lua p50 {p['lua'][0]:.3f} p99 {p['lua'][1]:.3f}"
     )
     assert p["take"][0] < 5.0  # loopback on a shared 2-core machine; the bound is the 50 ms timeout
+
+
+def test_a_forked_child_gets_a_connection_of_its_own(redis: RedisServer, anyio_backend: str) -> None:
+    """As under gunicorn's preload: the backend is made and used before the fork, then in each worker."""
+    import os
+    import traceback
+
+    backend = RedisState(redis.url, POLICY)
+    scope = fresh_scope(rpm=600)
+
+    async def before() -> None:
+        assert await backend.connect()
+        assert (await backend.take(scope, anyio.current_time())).granted
+
+    async def in_child() -> int:
+        if not await backend.connect(5.0):
+            return 3
+        backend.record_failure(scope, anyio.current_time())
+        await backend.flush()
+        return 0 if (await backend.take(scope, anyio.current_time())).granted else 4
+
+    async def after() -> int:
+        await backend.refresh(scope)
+        failures = backend.local._breakers[scope].failures
+        await backend.aclose()
+        return failures
+
+    anyio.run(before, backend=anyio_backend)
+    pid = os.fork()
+    if pid == 0:  # the child: no test machinery here, only an exit code
+        code = 1
+        try:
+            code = anyio.run(in_child, backend=anyio_backend)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20.0
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if done == (0, 0):
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert anyio.run(after, backend=anyio_backend) == 1  # the child's failure reached the fleet

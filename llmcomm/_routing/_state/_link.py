@@ -88,6 +88,7 @@ class RedisLink:
         self._limiter: anyio.CapacityLimiter | None = None  # made on the Redis thread's loop
         self._slow = 0
         self._key_locks: dict[str, anyio.Lock] = {}  # used on the Redis thread only
+        self._orphans: list[object] = []  # what a fork left of the parent's thread, never finalized
 
     def __repr__(self) -> str:
         return f"RedisLink({mask_url(self.url)!r}, timeout={self.timeout})"
@@ -170,6 +171,9 @@ class RedisLink:
             if self._closed:
                 return None
             if self._pid != os.getpid():  # a forked child: the thread is not here, start anew
+                # Keep the parent's portal alive: finalizing its context manager here would wait
+                # forever for a thread that the fork did not copy.
+                self._orphans.append((self._portal, self._portal_cm, self._client))
                 self._pid, self._portal, self._portal_cm, self._client = os.getpid(), None, None, None
                 self._ready = self._reset = None
                 self._pending = set()
