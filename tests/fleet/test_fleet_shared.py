@@ -227,6 +227,12 @@ async def test_every_key_is_namespaced_hashed_and_expires(
             assert key not in name and "pw" not in name and "10.0.0.1" not in name
             assert "ft%3Agpt-4o%3Aacme" in name
             assert 0 < await client.pttl(name) <= 3_600_000, name
+        first.record_success(scope, anyio.current_time())  # a closed breaker stays behind, expiring too
+        for _ in range(205):
+            first.record_ttft(scope, 0.2)
+        await first.flush()
+        assert 0 < await client.pttl(scope.key("breaker", "state")) <= 30_000
+        assert await client.llen(scope.key("hedge", "ttft")) == 200
 
 
 async def test_redis_round_trip_latency_on_loopback(redis: RedisServer) -> None:

@@ -5,6 +5,23 @@ fleet of processes through Redis (`Configuration(shared_state="redis://...")`, e
 `llmcomm[redis]`), reading from a local mirror on the race path and writing Redis behind
 it; when Redis fails or is slow, routing goes on with the mirror (fail open). Both
 implement `StateBackend`. Key names are documented in `_lua`.
+
+How routing uses it (`now` is `anyio.current_time()`; one `Scope.of(base_url, api_key,
+model, rpm=, tpm=)` per provider, made once):
+
+- open: `state = open_state(config.shared_state, BreakerPolicy(...))`, then `state.start()`
+  when it has one (connects in the background); close: `await state.aclose()`.
+- planning, per provider in order: `state.cooling(scope, now)` is None → eligible; 0.0 →
+  `await state.acquire_probe(scope, now)` makes this attempt the probe, else skipped;
+  more → skipped (cooling; the value is when it may be probed).
+- starting an attempt: `grant = await state.take(scope, now, requests=1, input_tokens=…,
+  output_tokens=…)`; not granted → skipped as rate-limited (`grant.reason`, `grant.wait`).
+  All out of budget → wait for the smallest `grant.wait` within the deadline, or raise.
+- every response, success or error: `state.report_headers(scope, now, headers,
+  wall_now=time.time())`.
+- outcome: `record_success`; `record_failure` for a retryable error (`auth=True` for an
+  authentication error); a probe attempt that never ran: `release_probe`. First content:
+  `record_ttft(scope, seconds)`. Final usage: `settle(scope, now, estimate=…, actual=…)`.
 """
 
 from __future__ import annotations
