@@ -37,7 +37,8 @@ def ping(port: int, timeout: float = 0.2) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            answer = sock.recv(64)
+            return answer.startswith((b"+PONG", b"-NOAUTH"))  # a server with a password answers too
     except OSError:
         return False
 
@@ -46,8 +47,8 @@ def ping(port: int, timeout: float = 0.2) -> bool:
 class RedisServer:
     """One `redis-server` process on 127.0.0.1:`port`, with no persistence."""
 
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
-        self.binary, self.port, self.workdir = binary, port, workdir
+    def __init__(self, binary: str, port: int, workdir: Path, *, password: str | None = None) -> None:
+        self.binary, self.port, self.workdir, self.password = binary, port, workdir, password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,6 +58,8 @@ class RedisServer:
     def start(self) -> None:
         argv = [self.binary, "--save", "", "--appendonly", "no", "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--dir", str(self.workdir), "--daemonize", "no", "--loglevel", "warning"]
+        if self.password:
+            argv += ["--requirepass", self.password]
         self.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -122,6 +125,18 @@ def redis() -> Iterator[RedisServer]:
     """The session's Redis server; tests use distinct scopes, so they never see each other's keys."""
     with tempfile.TemporaryDirectory(prefix="llmcomm-redis-") as workdir:
         server = RedisServer(_binary(), free_port(), Path(workdir))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def redis_with_password() -> Iterator[RedisServer]:
+    """A Redis server of this test's own that wants the password `s3cret-redis-pw`."""
+    with tempfile.TemporaryDirectory(prefix="llmcomm-redis-") as workdir:
+        server = RedisServer(_binary(), free_port(), Path(workdir), password="s3cret-redis-pw")
         server.start()
         try:
             yield server

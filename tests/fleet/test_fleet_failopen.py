@@ -172,3 +172,51 @@ async def test_a_flushed_redis_is_rebuilt(redis_private: RedisServer) -> None:
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_password_in_the_url_is_used_and_never_shown(
+    redis_with_password: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = redis_with_password.port
+    right = RedisState(f"redis://:s3cret-redis-pw@127.0.0.1:{port}/0", POLICY)
+    wrong = RedisState(f"redis://:wrong-s3cret@127.0.0.1:{port}/0", POLICY, bypass=0.3)
+    scope = fresh_scope(rpm=60)
+    try:
+        assert await right.connect()
+        assert (await right.take(scope, anyio.current_time())).granted
+        assert not await wrong.connect(0.5)  # refused: the calls go on locally
+        assert (await wrong.take(scope, anyio.current_time())).granted
+        shown = [repr(right), repr(wrong), *outage_warnings(caplog)]
+        assert len(shown) == 3
+        assert not any("s3cret" in text for text in shown), shown
+    finally:
+        await right.aclose()
+        await wrong.aclose()
+
+
+async def test_the_fleet_learns_in_the_background(pair_url: str) -> None:
+    """No explicit refresh: the other process learns of an open breaker within its refresh period."""
+    first, second = RedisState(pair_url, POLICY), RedisState(pair_url, POLICY, refresh=0.1)
+    scope = fresh_scope()
+    try:
+        assert second.cooling(scope, anyio.current_time()) is None  # second now follows this scope
+        for _ in range(3):
+            first.record_failure(scope, anyio.current_time())
+        await first.flush()
+        opened = time.monotonic()
+        for _ in range(100):  # bounded: at most about 1 s
+            if second.cooling(scope, anyio.current_time()) is not None:
+                break
+            await anyio.sleep(0.01)
+        learnt = time.monotonic() - opened
+        assert second.cooling(scope, anyio.current_time()) is not None
+        assert learnt < 0.5, learnt
+        print(f"\nbreaker opened by one process, seen by another after {learnt * 1000:.0f} ms (refresh 100 ms)")
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+@pytest.fixture
+def pair_url(redis: RedisServer) -> str:
+    return redis.url
