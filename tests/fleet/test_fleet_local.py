@@ -205,3 +205,22 @@ async def test_open_state_picks_the_backend() -> None:
     shared = open_state("redis://127.0.0.1:1/0")
     assert isinstance(shared, RedisState)
     await shared.aclose()
+
+
+def test_a_lease_is_small_spent_locally_and_given_back_whole() -> None:
+    from llmcomm._routing._state._lease import Lease, lease_sizes
+
+    scope = Scope.of("http://h/v1", "k", "m", rpm=6000, tpm=60_000)
+    sizes = lease_sizes(scope, {"requests": 1, "tokens": 500})
+    assert sizes == {"requests": 9, "tokens": 500}  # 0.1 s of refill, or one call like this one
+    assert lease_sizes(Scope.of("http://h/v1", "k", "m", rpm=60), {"requests": 1}) == {"requests": 1}
+    lease = Lease()
+    assert not lease.covers(scope, {"requests": 1, "tokens": 100}, 0.0)
+    lease.add({"requests": 9, "tokens": 500}, 0.0)
+    assert lease.covers(scope, {"requests": 1, "tokens": 100, "input-tokens": 100}, 0.5)  # no input budget
+    lease.spend(scope, {"requests": 1, "tokens": 400})
+    assert lease.low(sizes)  # 100 tokens < half of 500
+    assert not lease.covers(scope, {"requests": 1, "tokens": 101}, 0.5)
+    assert not lease.covers(scope, {"requests": 1, "tokens": 1}, 1.0)  # expired
+    assert lease.take_back() == {"requests": 8, "tokens": 100}
+    assert lease.units == {}

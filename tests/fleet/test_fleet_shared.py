@@ -123,6 +123,20 @@ async def test_requests_budget_is_one_for_the_fleet(pair: tuple[RedisState, Redi
     assert 0.5 < refused.wait <= 1.1
 
 
+async def test_a_budget_is_leased_ahead_from_the_fleet(pair: tuple[RedisState, RedisState], redis: RedisServer) -> None:
+    first, _ = pair
+    scope = fresh_scope(rpm=6000)  # burst 300; a lease is 0.1 s of refill: 9 requests
+    assert (await first.take(scope, anyio.current_time())).granted
+    async with coredis.Redis.from_url(redis.url, decode_responses=True) as client:
+        level = float(await client.hget(scope.key("budget", "buckets"), "rl") or "nan")
+        assert 290.0 <= level < 292.0  # 1 spent, 9 leased (and a few ms of refill)
+        for _ in range(5):  # spent from the lease: Redis is not asked
+            assert (await first.take(scope, anyio.current_time())).granted
+        await first.flush()
+        level = float(await client.hget(scope.key("budget", "buckets"), "rl") or "nan")
+        assert 280.0 <= level < 292.0  # the fleet's bucket paid for the lease and one top-up, nothing more
+
+
 async def test_tokens_are_charged_at_the_estimate_and_settled_to_real_usage(
     pair: tuple[RedisState, RedisState],
 ) -> None:

@@ -14,8 +14,10 @@ WARNING per outage, one INFO line when Redis answers again.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -24,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, final
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -88,6 +91,9 @@ class RedisLink:
         self._limiter: anyio.CapacityLimiter | None = None  # made on the Redis thread's loop
         self._slow = 0
         self._key_locks: dict[str, anyio.Lock] = {}  # used on the Redis thread only
+        self._group: Any = None  # the Redis thread's task group
+        self._loop: Any = None  # the Redis thread's asyncio loop
+        self._context = contextvars.Context()
         self._orphans: list[object] = []  # what a fork left of the parent's thread, never finalized
 
     def __repr__(self) -> str:
@@ -105,12 +111,13 @@ class RedisLink:
         Operations on one `key` run in the order they were submitted."""
         if not self.available or len(self._pending) >= MAX_BACKLOG:
             return None
-        portal = self._ensure()
-        if portal is None:
+        if self._ensure() is None:
             return None
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
         try:
-            future = portal.start_task_soon(self._run, op, key)
-        except RuntimeError:  # the portal is stopping
+            # a callback handed to the Redis thread's loop: the caller never waits for that thread
+            self._loop.call_soon_threadsafe(self._spawn, op, key, future, context=self._context)
+        except RuntimeError:  # the loop is closed: the link is closing
             return None
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
@@ -166,14 +173,15 @@ class RedisLink:
             portal.call(portal.stop, True)
         portal_cm.__exit__(None, None, None)
 
-    def _ensure(self) -> BlockingPortal | None:
+    def _ensure(self) -> Any:
+        """The Redis thread's event loop, starting the thread on first use (None once closed)."""
         with self._lock:
             if self._closed:
                 return None
             if self._pid != os.getpid():  # a forked child: the thread is not here, start anew
                 # Keep the parent's portal alive: finalizing its context manager here would wait
                 # forever for a thread that the fork did not copy.
-                self._orphans.append((self._portal, self._portal_cm, self._client))
+                self._orphans.append((self._portal, self._portal_cm, self._client, self._group, self._loop))
                 self._pid, self._portal, self._portal_cm, self._client = os.getpid(), None, None, None
                 self._ready = self._reset = None
                 self._pending = set()
@@ -182,10 +190,33 @@ class RedisLink:
             if self._portal is None:
                 self._portal_cm = start_blocking_portal("asyncio", name="llmcomm-redis")
                 self._portal = self._portal_cm.__enter__()
-                self._portal.start_task_soon(self._serve)
-                if self._refresher is not None:
-                    self._portal.start_task_soon(self._refresh_loop)
-            return self._portal
+                self._portal.start_task(self._host)  # waits (once) until the loop's task group is up
+            return self._loop
+
+    async def _host(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with anyio.create_task_group() as group:
+            self._group, self._loop = group, asyncio.get_running_loop()
+            # the callbacks run in this thread's context, never the submitter's (which may say "trio")
+            self._context = contextvars.copy_context()
+            group.start_soon(self._serve)
+            if self._refresher is not None:
+                group.start_soon(self._refresh_loop)
+            task_status.started()
+            await anyio.sleep_forever()
+
+    def _spawn(self, op: Op[T], key: str, future: concurrent.futures.Future[T]) -> None:
+        if future.set_running_or_notify_cancel():
+            self._group.start_soon(self._settle_future, op, key, future)
+
+    async def _settle_future(self, op: Op[T], key: str, future: concurrent.futures.Future[T]) -> None:
+        try:
+            result = await self._run(op, key)
+        except BaseException as exc:
+            future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            future.set_result(result)
 
     # -- on the Redis thread ------------------------------------------------------------
     async def _serve(self) -> None:

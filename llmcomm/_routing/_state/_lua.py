@@ -138,8 +138,10 @@ local function expire()
 end
 """
 
-#: ARGV: TTL ms, "1" to charge without asking, then per budget (requests, tokens,
-#: input, output): capacity (0: no configured limit), refill per ms, units wanted
+#: ARGV: TTL ms, "1" to charge without asking, then per budget (requests, tokens, input,
+#: output): capacity (0: no configured limit), refill per ms, units wanted, units to lease
+#: besides when there are (never past a header ceiling). Answers granted (1/0), the wait
+#: in ms, the budget that said no, and the units leased per budget.
 BUDGET_TAKE: Final = Script(
     "budget_take",
     _NOW
@@ -147,10 +149,11 @@ BUDGET_TAKE: Final = Script(
     + """
 local force = ARGV[2] == '1'
 local blk = s['blk'] or 0
-if not force and blk > now then return {0, tostring(blk - now), 'retry-after'} end
-local wait, reason, levels = 0, '', {}
+if not force and blk > now then return {0, tostring(blk - now), 'retry-after', '0', '0', '0', '0'} end
+local wait, reason, levels, capped = 0, '', {}, false
 for j, b in ipairs(names) do
-  local cap, rate, n = tonumber(ARGV[3 * j]), tonumber(ARGV[3 * j + 1]), tonumber(ARGV[3 * j + 2])
+  local at = 4 * j - 1
+  local cap, rate, n = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
   if cap > 0 then
     local lvl = s[b .. 'l']
     if lvl == nil then lvl = cap else lvl = math.min(cap, lvl + math.max(now - (s[b .. 't'] or now), 0) * rate) end
@@ -159,17 +162,25 @@ for j, b in ipairs(names) do
     if lvl < need - 1e-9 and (need - lvl) / rate > wait then wait = (need - lvl) / rate; reason = b end
   end
   local u = s[b .. 'u'] or 0
+  if u > now then capped = true end
   if n > 0 and u > now and (s[b .. 'c'] or 0) < n and u - now > wait then wait = u - now; reason = b end
 end
-if wait > 0 and not force then return {0, tostring(wait), reason} end
+if wait > 0 and not force then return {0, tostring(wait), reason, '0', '0', '0', '0'} end
+local leased = {}
 for j, b in ipairs(names) do
-  local cap, n = tonumber(ARGV[3 * j]), tonumber(ARGV[3 * j + 2])
-  if cap > 0 then redis.call('HSET', k, b .. 'l', tostring(math.min(cap, levels[j] - n)), b .. 't', tostring(now)) end
+  local at = 4 * j - 1
+  local cap, n, extra = tonumber(ARGV[at]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+  leased[j] = 0
+  if cap > 0 then
+    local left = levels[j] - n
+    if extra > 0 and not capped and not force then leased[j] = math.max(0, math.min(extra, math.floor(left))) end
+    redis.call('HSET', k, b .. 'l', tostring(math.min(cap, left - leased[j])), b .. 't', tostring(now))
+  end
   local u = s[b .. 'u'] or 0
   if n > 0 and u > now then redis.call('HSET', k, b .. 'c', tostring(math.max((s[b .. 'c'] or 0) - n, 0))) end
 end
 expire()
-return {1, '0', ''}
+return {1, '0', '', tostring(leased[1]), tostring(leased[2]), tostring(leased[3]), tostring(leased[4])}
 """,
 )
 

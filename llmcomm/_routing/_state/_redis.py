@@ -1,11 +1,14 @@
 """Routing state shared by a fleet of processes through Redis.
 
 Reads come from a local mirror (`LocalState`) and never wait; updates go to the mirror
-at once and to Redis behind it, through the link's private thread. A background round
-every `refresh` seconds brings the fleet's breakers, retry-after closings, header
-ceilings and hedge samples into the mirror. Only `acquire_probe` (one probe slot
-fleet-wide) and `take` on a scope with a budget ask Redis and wait for its answer, for at
-most the operation timeout; when Redis fails they answer from the mirror (fail open).
+at once and to Redis behind it, through the link's private thread (handing an update over
+costs microseconds; nothing waits for Redis). A background round every `refresh` seconds
+brings the fleet's breakers, retry-after closings, header ceilings and hedge samples into
+the mirror. Budgets are leased: `take` spends units this process already took from the
+fleet's bucket and tops the lease up behind the call, so it asks Redis and waits only
+when the lease is empty, or on every call while a header ceiling or a retry-after holds
+the scope. `acquire_probe` (one probe slot fleet-wide) always asks. Every wait is bounded
+by the operation timeout; when Redis fails they answer from the mirror (fail open).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Final, final
 import anyio
 
 from ._headers import read_headers
+from ._lease import Lease, lease_sizes
 from ._link import Op, RedisLink, Reply, run_script
 from ._local import TTFT_WINDOW, LocalState
 from ._lua import (
@@ -68,6 +72,7 @@ class RedisState:
         self._inbox: deque[tuple[float, Callable[[float], None]]] = deque()
         self._scopes: dict[Scope, None] = {}
         self._scope_list: tuple[Scope, ...] = ()
+        self._leases: dict[Scope, Lease] = {}
 
     def __repr__(self) -> str:
         return f"RedisState({self.link!r})"
@@ -111,10 +116,22 @@ class RedisState:
         self._see(scope, now)
         wants: dict[Bucket, int] = {"requests": requests, "tokens": input_tokens + output_tokens}
         wants |= {"input-tokens": input_tokens, "output-tokens": output_tokens}
-        if not (scope.rpm or scope.tpm or self.local.limited(scope, now)):
+        limited = self.local.limited(scope, now)
+        if not (scope.rpm or scope.tpm or limited):
             return Grant(True)  # nothing counted for this scope anywhere: no round trip
-        args = _take_args(scope, wants, force=False)
+        sizes: dict[Bucket, int] = {}
+        if not limited:  # a header ceiling or a retry-after: every call asks Redis
+            lease = self._leases.setdefault(scope, Lease())
+            if lease.until <= now and lease.units:
+                self._give_back(scope, lease)
+            sizes = lease_sizes(scope, wants)
+            if lease.covers(scope, wants, now):
+                lease.spend(scope, wants)
+                self.local.charge(scope, now, wants)
+                self._top_up(scope, lease, sizes)
+                return Grant(True)
         key = scope.key("budget", "buckets")
+        args = _take_args(scope, wants, force=False, extra=sizes)
         reply = await self.link.call(partial(run_script, script=BUDGET_TAKE, keys=[key], args=args), key)
         if reply is None:
             return self.local.check(
@@ -122,9 +139,40 @@ class RedisState:
             )
         if int(reply[0]) == 1:
             self.local.charge(scope, now, wants)  # the mirror counts too, for when Redis fails
+            if sizes:
+                self._leases[scope].add(_leased(reply), now)
             return Grant(True)
         reason = _text(reply[2])
         return Grant(False, float(reply[1]) / 1000, _SHORT.get(reason, reason))
+
+    def _top_up(self, scope: Scope, lease: Lease, sizes: dict[Bucket, int]) -> None:
+        """Lease more behind the caller when the lease runs low (one request at a time)."""
+        if lease.topping or not lease.low(sizes):
+            return
+        key = scope.key("budget", "buckets")
+        args = _take_args(scope, {}, force=False, extra=sizes)
+        future = self.link.submit(partial(run_script, script=BUDGET_TAKE, keys=[key], args=args), key)
+        if future is None:
+            return
+        lease.topping = True
+
+        def landed(reply: Reply | None, now: float) -> None:
+            lease.topping = False
+            if reply is not None and int(reply[0]) == 1:
+                lease.add(_leased(reply), now)
+
+        future.add_done_callback(
+            lambda f: self._inbox.append(
+                (time.monotonic(), partial(landed, None if f.cancelled() or f.exception() else f.result()))
+            )
+        )
+
+    def _give_back(self, scope: Scope, lease: Lease) -> None:
+        """Return what an expired lease still holds to the fleet's bucket."""
+        left = lease.take_back()
+        if any(left.values()):
+            args = _take_args(scope, {b: -round(n) for b, n in left.items()}, force=True)
+            self._post(scope, BUDGET_TAKE, "budget", args, None)
 
     def settle(self, scope: Scope, now: float, *, estimate: int, actual: int) -> None:
         self.local.settle(scope, now, estimate=estimate, actual=actual)
@@ -299,11 +347,18 @@ def _later(apply: Callable[[Reply, float], None], reply: Reply, now: float) -> N
     apply(reply, now)
 
 
-def _take_args(scope: Scope, wants: Mapping[Bucket, int], *, force: bool) -> list[str | int | float]:
+def _leased(reply: Reply) -> dict[Bucket, float]:
+    return {bucket: float(reply[3 + index]) for index, bucket in enumerate(BUCKETS)}
+
+
+def _take_args(
+    scope: Scope, wants: Mapping[Bucket, int], *, force: bool, extra: Mapping[Bucket, int] | None = None
+) -> list[str | int | float]:
     args: list[str | int | float] = [BUDGET_TTL * 1000, "1" if force else "0"]
     for bucket in BUCKETS:
         limit = scope.limit(bucket)
         args += [burst(limit) if limit else 0, refill_rate(limit) / 1000 if limit else 0, wants.get(bucket, 0)]
+        args.append((extra or {}).get(bucket, 0))
     return args
 
 
