@@ -85,13 +85,14 @@ async def budget(url: str, seed: str, rpm: int, start: float, seconds: float) ->
     try:
         assert await state.connect(10.0), "Redis did not answer"
         await anyio.sleep(max(0.0, start - time.time()))
+        began = time.time()
         while time.time() < start + seconds:
             grant = await state.take(scope, anyio.current_time())
             if grant.granted:
                 granted.append(time.time())
             else:
                 await anyio.sleep(min(grant.wait, 0.05))
-        say({"granted": granted, "redis_failed": state.link._outage})
+        say({"granted": granted, "began": began, "redis_failed": state.link._outage})
     finally:
         await state.aclose()
 

@@ -94,14 +94,17 @@ def test_workers_that_all_fail_stop_together(redis: RedisServer) -> None:
 @pytest.mark.timeout(120)
 def test_a_requests_budget_holds_across_eight_processes(redis: RedisServer) -> None:
     rpm, seconds = 600, 6.0
-    start = time.time() + 3.0  # every child is connected by then
+    start = time.time() + 4.0  # every child is connected by then, unless the machine is very busy
     with children(redis.url, "budget", uuid.uuid4().hex, str(rpm), str(start), str(seconds)) as procs:
         answers = [answer(proc) for proc in procs]
     assert not any(a["redis_failed"] for a in answers)
     granted = sorted(t for a in answers for t in a["granted"])
     capacity, rate = burst(rpm), refill_rate(rpm)
     assert len(granted) <= capacity + rate * seconds + 1
-    assert len(granted) >= 0.8 * (capacity + rate * seconds)  # the fleet uses its budget
+    # the fleet uses its budget, over the time all of its processes were running (a loaded machine
+    # may start some late)
+    together = start + seconds - max(a["began"] for a in answers)
+    assert len(granted) >= 0.8 * (capacity + rate * together), (len(granted), together)
     # no window holds more than the bucket allows: its burst plus the refill over the window
     # (+1 and 20 ms for the time between Redis granting and the child noting it)
     end = 0
@@ -111,4 +114,6 @@ def test_a_requests_budget_holds_across_eight_processes(redis: RedisServer) -> N
             while end < len(granted) and granted[end] < at + window:
                 end += 1
             assert end - first <= capacity + rate * (window + 0.02) + 1, (window, end - first)
-    print(f"\n{len(granted)} requests granted in {seconds:g} s to {WORKERS} processes (rpm={rpm})")
+    print(
+        f"\n{len(granted)} requests granted in {seconds:g} s ({together:.2f} s with all {WORKERS} processes running), rpm={rpm}"
+    )
