@@ -8,8 +8,8 @@ fresh one. The caller's event loop never awaits Redis except through `call`, whi
 gives up after the operation timeout.
 
 Fail open: an operation that fails (or three in a row that take longer than `timeout`)
-trips a bypass for `bypass` seconds, during which nothing is sent and callers use their local state. One
-WARNING per outage, one INFO line when Redis answers again.
+trips a bypass for `bypass` seconds, during which nothing is sent and callers use their
+local state. One WARNING per outage, one INFO line when Redis answers again.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class RedisLink:
         self._outage = False
         self._closed = False
         self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._pending_lock = threading.Lock()
         self._limiter: anyio.CapacityLimiter | None = None  # made on the Redis thread's loop
         self._slow = 0
         self._key_locks: dict[str, anyio.Lock] = {}  # used on the Redis thread only
@@ -109,7 +110,7 @@ class RedisLink:
         """Start `op(client)` on the Redis thread and return at once; None when bypassed or closed.
 
         Operations on one `key` run in the order they were submitted."""
-        if not self.available or len(self._pending) >= MAX_BACKLOG:
+        if not self.available or len(self._pending) >= MAX_BACKLOG:  # len() of a set is atomic
             return None
         if self._ensure() is None:
             return None
@@ -119,9 +120,14 @@ class RedisLink:
             self._loop.call_soon_threadsafe(self._spawn, op, key, future, context=self._context)
         except RuntimeError:  # the loop is closed: the link is closing
             return None
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
+        with self._pending_lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
         return future
+
+    def _forget(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._pending_lock:  # the Redis thread removes, the callers' threads add and copy
+            self._pending.discard(future)
 
     async def call(self, op: Op[T], key: str = "") -> T | None:
         """`op(client)`'s result, awaited from any event loop; None when Redis failed, was slow or is bypassed."""
@@ -146,7 +152,9 @@ class RedisLink:
 
     async def wait_pending(self) -> None:
         """Wait until every operation submitted so far has ended (each within its timeout)."""
-        for future in list(self._pending):
+        with self._pending_lock:
+            pending = list(self._pending)
+        for future in pending:
             await self._wait(future)
 
     async def _wait(self, future: concurrent.futures.Future[Any]) -> bool:
