@@ -13,12 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from ._types import BUCKETS, Bucket, Scope, burst, refill_rate
+from ._types import BUCKETS, LEASE_TTL, Bucket, Scope, burst, refill_rate
 
 #: how much of a budget's refill one process leases ahead, in seconds
 LEASE_SECONDS: Final = 0.1
-#: how long leased units stay this process's, in seconds
-LEASE_TTL: Final = 1.0
 
 
 @dataclass(slots=True)

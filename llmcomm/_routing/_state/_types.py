@@ -22,6 +22,8 @@ BUCKETS: Final[tuple[Bucket, ...]] = ("requests", "tokens", "input-tokens", "out
 BURST_SHARE: Final = 0.05
 #: the window a per-minute limit is counted over, in seconds
 WINDOW: Final = 60.0
+#: how long units leased from a shared bucket may wait before they are spent or given back, in seconds
+LEASE_TTL: Final = 1.0
 
 
 def fingerprint(api_key: str | None) -> str:
@@ -78,8 +80,12 @@ def burst(limit: float) -> float:
 
 
 def refill_rate(limit: float) -> float:
-    """Units per second a bucket of `limit` per minute regains: `burst + rate * 60 == limit`."""
-    return max(limit - burst(limit), 1.0) / WINDOW
+    """Units per second a bucket of `limit` per minute regains: `burst + rate * (60 + LEASE_TTL) == limit`.
+
+    A unit is spent at most `LEASE_TTL` seconds after it left the bucket, so the units spent in
+    any 60 s window left it within 61 s: never more than `limit`.
+    """
+    return max(limit - burst(limit), 1.0) / (WINDOW + LEASE_TTL)
 
 
 @final
