@@ -38,6 +38,8 @@ def tests(session: nox.Session) -> None:
     session.run("python", "tests/claude_cli/install.py")
     # Headless Chromium (Debian's package) for the browser test of the FastAPI example.
     session.run("bash", "tests/browser/install_chromium.sh", external=True)
+    # Debian's redis-server for the fleet tests (shared breaker and budgets on Redis).
+    session.run("python", "tests/fleet/install_redis.py")
     args = session.posargs or ["-q", "--durations=15"]
     session.run("python", "-m", "pytest", *args, env={"PYTHONDONTWRITEBYTECODE": "1"})
 

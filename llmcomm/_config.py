@@ -11,7 +11,7 @@ import re
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Final, Literal, final
 from urllib.parse import urlsplit
 
@@ -53,6 +53,25 @@ def url_problem(url: str) -> str | None:
         return "must start with http:// or https://"
     if not parts.hostname:
         return "has no host"
+    return None
+
+
+def shared_state_problem(url: str) -> str | None:
+    """Why `url` cannot name the Redis server of `Configuration.shared_state` (said without its
+    password), or None when it can."""
+    if any(char <= " " or char == "\x7f" for char in url):
+        return "contains whitespace or a control character"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- parsing the port is the check
+    except ValueError:
+        return "is not a valid URL (check the host and the port)"
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        return "must start with redis://, rediss:// or unix://"
+    if parts.scheme != "unix" and not parts.hostname:
+        return "has no host"
+    if parts.scheme == "unix" and not parts.path:
+        return "has no socket path"
     return None
 
 
@@ -172,7 +191,10 @@ class Configuration:
     (`RetryHandler`, `CooldownTracker`); when given, they replace the `max_retries`,
     `retry_*` and `cooldown_*` settings. `max_connections` bounds the HTTP connection pool shared by the
     HTTP providers; a request that finds no free connection within `pool_timeout`
-    fails with `ProviderUnavailableError` instead of waiting.
+    fails with `ProviderUnavailableError` instead of waiting. `shared_state` is the URL of
+    a Redis server (`redis://[:password@]host:port/db`, needs `llmcomm[redis]`) where the
+    processes of a fleet share breakers, rate-limit budgets and hedge statistics; None
+    keeps them in this process. Its password never shows in a repr or an error.
 
     HTTP settings: `proxy` (a URL; http://, https://, socks5:// or socks5h://)
     carries every request, instead of the proxy environment variables; `verify` is
@@ -198,9 +220,18 @@ class Configuration:
     proxy: str | None = field(default=None, repr=False)
     verify: bool | str | ssl.SSLContext = True
     extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    shared_state: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
+        if self.shared_state is not None and (problem := shared_state_problem(self.shared_state)):
+            shown = mask_url(self.shared_state)
+            if "@" in shown and "****@" not in shown:  # credentials the mask could not find (a space in them)
+                shown = "(not shown: it holds credentials)"
+            raise ConfigurationError(
+                f"shared_state {shown!r} {problem}; set it like redis://host:6379/0 "
+                "(or LLM_SHARED_STATE_URL), or leave it unset to keep state in this process"
+            )
         if self.proxy is not None and not isinstance(self.proxy, str):
             raise ConfigurationError(f"proxy must be a URL (str), got {type(self.proxy).__name__}")
         if not isinstance(self.verify, bool | str | ssl.SSLContext):
@@ -222,6 +253,17 @@ class Configuration:
         names = [p.name for p in self.providers]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"provider names must be unique, got {names}")
+
+    def __repr__(self) -> str:
+        # URLs that may carry credentials are masked; header values are not shown at all.
+        masked = {"shared_state", "proxy", "extra_headers"}
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in masked]
+        for name in ("proxy", "shared_state"):
+            if (url := getattr(self, name)) is not None:
+                shown.append(f"{name}={mask_url(url)!r}")
+        if self.extra_headers:
+            shown.append(f"extra_headers=[{', '.join(repr(name) for name in self.extra_headers)}]")
+        return f"Configuration({', '.join(shown)})"
 
     def require_providers(self) -> None:
         """Raise `ConfigurationError` when this configuration cannot serve a call.
@@ -259,11 +301,19 @@ class Configuration:
         warning naming the variable. Raises `ConfigurationError` naming the
         variable, the bad value (never a key's) and what to set for any invalid
         value or unreadable file, and listing the variables when no provider is
-        found (then with `nothing_configured` True).
+        found (then with `nothing_configured` True). `LLM_SHARED_STATE_URL` sets
+        `shared_state`.
         """
         from ._config_env import from_mapping, merged_environment
 
-        return from_mapping(cls, merged_environment(environ, dotenv_path))
+        env = merged_environment(environ, dotenv_path)
+        config = from_mapping(cls, env)
+        if shared := env.get("LLM_SHARED_STATE_URL", "").strip():
+            try:
+                config = replace(config, shared_state=shared)
+            except ConfigurationError as exc:
+                raise ConfigurationError(str(exc).replace("shared_state", "LLM_SHARED_STATE_URL", 1)) from None
+        return config
 
 
 def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:

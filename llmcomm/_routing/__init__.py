@@ -1,4 +1,5 @@
-"""Routing: the per-call race on one clock, its call state, retry and the breaker.
+"""Routing: the per-call race on one clock, its call state, retry, the breaker, and the
+fleet state they share (`_state/`: in this process, or on Redis).
 
 The flow reads caller -> facade (`_client.py`, `_stream.py`) -> routing (here) ->
 providers. Every time in here is an `anyio.current_time()` reading, so the rules
