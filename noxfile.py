@@ -16,10 +16,11 @@ SOURCES = ["llmcomm", "tests", "examples", "benchmarks", "docs/_hooks.py", "noxf
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: the rule families of STYLE.md, and formatting."""
-    session.install("ruff>=0.9")
+    """ruff (the rule families of STYLE.md, and formatting) and the import layers (import-linter)."""
+    session.install("ruff>=0.9", "import-linter>=2.1", "-e", ".")
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
+    session.run("lint-imports")  # the contracts in pyproject.toml: the flow reads from the folder names
 
 
 @nox.session
@@ -37,6 +38,8 @@ def tests(session: nox.Session) -> None:
     session.run("python", "tests/claude_cli/install.py")
     # Headless Chromium (Debian's package) for the browser test of the FastAPI example.
     session.run("bash", "tests/browser/install_chromium.sh", external=True)
+    # Debian's redis-server for the fleet tests (shared breaker and budgets on Redis).
+    session.run("python", "tests/fleet/install_redis.py")
     args = session.posargs or ["-q", "--durations=15"]
     session.run("python", "-m", "pytest", *args, env={"PYTHONDONTWRITEBYTECODE": "1"})
 

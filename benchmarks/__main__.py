@@ -22,7 +22,7 @@ import orjson
 from . import measure, report
 from .common import APIS, QUIET_ENV
 from .meta import machine_meta
-from .server import raise_file_limit
+from .server import FRAMINGS, raise_file_limit
 from .subjects import FLOOR, SERVER, SUBJECTS, available, get_subject
 
 RESULTS = Path(__file__).parent / "results"
@@ -35,10 +35,10 @@ SERVER_START_TIMEOUT = 30.0
 
 
 @contextmanager
-def benchmark_server() -> Iterator[str]:
-    """Start `benchmarks.server` in its own process; yield its origin."""
+def benchmark_server(framing: str = "events") -> Iterator[str]:
+    """Start `benchmarks.server` in its own process, streaming with `framing`; yield its origin."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.server", "--port", "0", "--exit-with-parent"],
+        [sys.executable, "-m", "benchmarks.server", "--port", "0", "--exit-with-parent", "--framing", framing],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -141,6 +141,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     run: dict[str, Any] = {
         "meta": machine_meta(),
         "smoke": args.smoke,
+        "framing": args.framing,
         "sizes": sizes.as_dict(),
         "results": {api: {} for api in apis},
         "imports": {},
@@ -159,7 +160,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             jobs += [f"{name}:{api}:{task}" for task in ("stream", "c1000") if task in measurements]
     if "failover" in measurements and (not only & set(SUBJECTS) or "llmcomm" in only):
         jobs += [f"llmcomm:{api}:failover" for api in apis]
-    with benchmark_server() as origin:
+    with benchmark_server(args.framing) as origin:
         outcomes = run_workers(jobs, origin, args.smoke)
     for job, outcome in outcomes.items():
         name, job_api, task = job.split(":")
@@ -201,6 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"a subject ({', '.join(SUBJECTS)}) or a measurement ({', '.join(MEASUREMENTS)}); repeatable",
     )
     parser.add_argument("--api", choices=APIS, help="one API only")
+    parser.add_argument(
+        "--framing",
+        choices=FRAMINGS,
+        default="events",
+        help="how the server frames streams: events (one HTTP chunk per full event, like the real APIs; default) "
+        "or bulk (the whole body in one chunk, the framing of the rounds before issue 15)",
+    )
     parser.add_argument("--json", type=Path, help="where to write the run (default: benchmarks/results/<time>.json)")
     args = parser.parse_args(argv)
     unknown = set(args.only or ()) - set(SUBJECTS) - set(MEASUREMENTS)

@@ -225,6 +225,8 @@ def render(run: dict[str, Any]) -> str:
         f"{machine.get('cpus', '?')} CPUs ({machine.get('cpu_model', '?')}), Python {machine.get('python', '?')}, "
         f"load average {meta.get('load_before', '?')} before, {meta.get('load_after', '?')} after"
     )
+    framing = run.get("framing", "bulk")  # runs from before the framing choice were all bulk
+    lines.append(f"Streams framed `{framing}` (`python -m benchmarks --framing {framing}`)")
     versions = meta.get("versions", {})
     lines += [", ".join(f"{name} {version}" for name, version in versions.items()), ""]
     sections = (

@@ -7,9 +7,23 @@ reply is built once and cached, so serving one is a dictionary lookup and a
 single ``transport.write`` — the server does far less per token than any
 client it measures (``benchmarks.subject_socket`` shows how much less).
 
+Two framings of a streamed reply (``--framing``, or a ``-bulk`` / ``-events``
+part in the model name for one request):
+
+- ``events`` (the default) looks like the real wire: ``Transfer-Encoding:
+  chunked`` with one HTTP chunk per SSE event, and every event the full object
+  the real API sends (OpenAI: ``id``, ``object``, ``created``, ``model``,
+  ``service_tier``, ``system_fingerprint``, ``choices`` with ``logprobs`` and
+  ``finish_reason`` nulls, ``usage: null`` when usage was asked for; Anthropic:
+  the whole ``message_start`` message, ``ping``, full ``content_block_delta``
+  envelopes, ``message_delta`` with usage, ``message_stop``). An HTTP client
+  hands such a body on one chunk, so one event, at a time.
+- ``bulk`` is the shape of the first benchmark rounds (benchmarks/README.md):
+  the same events with fewer fields, the whole body in ONE HTTP chunk, which a
+  client reads in as few pieces as the socket allows.
+
 It speaks just enough HTTP/1.1 for the clients measured: keep-alive,
-``content-length`` request bodies, and chunked responses (one chunk per body,
-as the real APIs' first write often is).
+``content-length`` request bodies, and chunked responses.
 """
 
 from __future__ import annotations
@@ -23,11 +37,14 @@ import resource
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 
 Api = Literal["anthropic", "openai"]
+#: how a streamed reply is framed (see the module docstring)
+Framing = Literal["events", "bulk"]
+FRAMINGS: tuple[Framing, ...] = get_args(Framing)
 
 HOST = "127.0.0.1"
 #: tokens in a reply whose model name does not ask for a number
@@ -61,6 +78,14 @@ def parse_model(model: str) -> tuple[int, int]:
     return tokens, gate
 
 
+def parse_framing(model: str, default: Framing) -> Framing:
+    """The framing a model name asks for (a ``-bulk`` or ``-events`` part), else `default`."""
+    for part in model.split("-")[1:]:
+        if part in FRAMINGS:
+            return part
+    return default
+
+
 def token_text(index: int) -> str:
     """The text of content token `index` (a short word and a space, like a real token)."""
     return f"tok{index} "
@@ -70,100 +95,151 @@ def _event(name: str, payload: object) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-def anthropic_body(model: str, tokens: int, stream: bool) -> bytes:
-    """A Messages API reply: the SSE event stream, or the JSON message."""
-    usage = {"input_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-    if not stream:
-        message = {
-            "id": "msg_bench",
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [{"type": "text", "text": "".join(token_text(i) for i in range(tokens))}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {**usage, "output_tokens": tokens},
-        }
-        return orjson.dumps(message)
-    start = {
-        "type": "message_start",
-        "message": {
-            "id": "msg_bench",
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {**usage, "output_tokens": 1},
+def _data(payload: object) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _templated(event: bytes, placeholder: bytes, tokens: int) -> list[bytes]:
+    # One event per token, built by splicing the token into a pre-serialised template.
+    prefix, _, suffix = event.partition(placeholder)
+    return [prefix + orjson.dumps(token_text(i)) + suffix for i in range(tokens)]
+
+
+def anthropic_message(model: str, tokens: int) -> bytes:
+    """The non-streamed Messages API reply."""
+    message = {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "".join(token_text(i) for i in range(tokens))}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 5,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": tokens,
         },
     }
-    prefix = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
-    parts = [
-        _event("message_start", start),
+    return orjson.dumps(message)
+
+
+def anthropic_events(model: str, tokens: int, framing: Framing) -> list[bytes]:
+    """A Messages API event stream, one item per SSE event."""
+    usage: dict[str, Any] = {"input_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    final_usage: dict[str, Any] = {"output_tokens": tokens}
+    start_usage = {**usage, "output_tokens": 1}
+    if framing == "events":  # the fields the real API sends today, in its order
+        final_usage = {**usage, "output_tokens": tokens}
+        cache = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
+        start_usage = {**usage, "cache_creation": cache, "output_tokens": 1, "service_tier": "standard"}
+    message: dict[str, Any] = {
+        "id": "msg_bench" if framing == "bulk" else "msg_01BenchBenchBenchBenchBenc",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": start_usage,
+    }
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "\x00"}}
+    return [
+        _event("message_start", {"type": "message_start", "message": message}),
         _event(
             "content_block_start",
             {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         ),
         _event("ping", {"type": "ping"}),
-    ]
-    parts += [prefix + orjson.dumps(token_text(i)) + b"}}\n\n" for i in range(tokens)]
-    parts += [
+        *_templated(_event("content_block_delta", delta), b'"\\u0000"', tokens),
         _event("content_block_stop", {"type": "content_block_stop", "index": 0}),
         _event(
             "message_delta",
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": tokens},
+                "usage": final_usage,
             },
         ),
         _event("message_stop", {"type": "message_stop"}),
     ]
-    return b"".join(parts)
 
 
-def openai_body(model: str, tokens: int, stream: bool, include_usage: bool) -> bytes:
-    """A Chat Completions reply: the SSE chunk stream, or the JSON completion."""
-    usage = {"prompt_tokens": 5, "completion_tokens": tokens, "total_tokens": 5 + tokens}
-    head: dict[str, Any] = {"id": "chatcmpl-bench", "created": 1700000000, "model": model, "system_fingerprint": None}
-    if not stream:
-        text = "".join(token_text(i) for i in range(tokens))
-        message = {"role": "assistant", "content": text, "refusal": None}
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
-        return orjson.dumps({**head, "object": "chat.completion", "choices": [choice], "usage": usage})
-    head["object"] = "chat.completion.chunk"
+def _openai_head(model: str) -> dict[str, Any]:
+    return {"id": "chatcmpl-bench", "created": 1700000000, "model": model, "system_fingerprint": None}
+
+
+def _openai_usage(tokens: int) -> dict[str, Any]:
+    return {"prompt_tokens": 5, "completion_tokens": tokens, "total_tokens": 5 + tokens}
+
+
+def openai_completion(model: str, tokens: int) -> bytes:
+    """The non-streamed Chat Completions reply."""
+    text = "".join(token_text(i) for i in range(tokens))
+    message = {"role": "assistant", "content": text, "refusal": None}
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    head = {**_openai_head(model), "object": "chat.completion"}
+    return orjson.dumps({**head, "choices": [choice], "usage": _openai_usage(tokens)})
+
+
+def openai_events(model: str, tokens: int, include_usage: bool, framing: Framing) -> list[bytes]:
+    """A Chat Completions chunk stream, one item per SSE event (``[DONE]`` last)."""
+    usage = _openai_usage(tokens)
+    if framing == "bulk":
+        head: dict[str, Any] = {**_openai_head(model), "object": "chat.completion.chunk"}
+    else:  # the fields, and their order, of the real API today
+        head = {
+            "id": "chatcmpl-BenchBenchBenchBenchBenchBench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": "fp_bench0001",
+        }
+        usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
+        usage["completion_tokens_details"] = {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        }
+    tail = {"usage": None} if include_usage and framing == "events" else {}
 
     def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**head, "choices": [choice], **tail}
 
-    def data(payload: object) -> bytes:
-        return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-    prefix, _, suffix = data(chunk({"content": ""}, None)).partition(b'"content":""')
-    parts = [data(chunk({"role": "assistant", "content": ""}, None))]
-    parts += [prefix + b'"content":' + orjson.dumps(token_text(i)) + suffix for i in range(tokens)]
-    parts.append(data(chunk({}, "stop")))
+    first: dict[str, Any] = {"role": "assistant", "content": ""}
+    if framing == "events":
+        first["refusal"] = None
+    events = [_data(chunk(first, None))]
+    events += _templated(_data(chunk({"content": "\x00"}, None)), b'"\\u0000"', tokens)
+    events.append(_data(chunk({}, "stop")))
     if include_usage:
-        parts.append(data({**head, "choices": [], "usage": usage}))
-    parts.append(b"data: [DONE]\n\n")
-    return b"".join(parts)
+        events.append(_data({**head, "choices": [], "usage": usage}))
+    events.append(b"data: [DONE]\n\n")
+    return events
 
 
 @functools.lru_cache(maxsize=64)
-def response_bytes(api: Api, model: str, stream: bool, include_usage: bool) -> bytes:
+def response_bytes(api: Api, model: str, stream: bool, include_usage: bool, framing: Framing = "events") -> bytes:
     """The whole HTTP response (head and body), built once per distinct request."""
     tokens, _ = parse_model(model)
-    if api == "anthropic":
-        body = anthropic_body(model, tokens, stream)
-    else:
-        body = openai_body(model, tokens, stream, include_usage)
     if not stream:
+        body = anthropic_message(model, tokens) if api == "anthropic" else openai_completion(model, tokens)
         head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % len(body)
         return head + b"connection: keep-alive\r\n\r\n" + body
+    if api == "anthropic":
+        events = anthropic_events(model, tokens, framing)
+    else:
+        events = openai_events(model, tokens, include_usage, framing)
     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
     head += b"transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n"
-    return head + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    if framing == "bulk":
+        body = b"".join(events)
+        return head + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    return head + b"".join(b"%x\r\n%b\r\n" % (len(event), event) for event in events) + b"0\r\n\r\n"
 
 
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -176,11 +252,16 @@ def split_after_first_token(response: bytes) -> tuple[bytes, bytes]:
     if first < 0:
         return response, b""
     cut = response.index(b"\n\n", first) + 2
+    if response.startswith(b"\r\n", cut):  # one HTTP chunk per event: the chunk ends here too
+        cut += 2
     return response[:cut], response[cut:]
 
 
-def answer(path: bytes, body: bytes) -> tuple[bytes, bytes, int]:
-    """The response to one request: what to send now, what to hold back, and the gate that holds it."""
+def answer(path: bytes, body: bytes, framing: Framing = "events") -> tuple[bytes, bytes, int]:
+    """The response to one request: what to send now, what to hold back, and the gate that holds it.
+
+    `framing` is the server's default; a model name may ask for the other one.
+    """
     api = _PATHS.get(path.partition(b"?")[0])
     if api is None:
         return _NOT_FOUND, b"", 0
@@ -188,7 +269,8 @@ def answer(path: bytes, body: bytes) -> tuple[bytes, bytes, int]:
     model = str(fields.get("model", "bench"))
     stream = fields.get("stream") is True
     options = fields.get("stream_options") or {}
-    response = response_bytes(api, model, stream, bool(options.get("include_usage")))
+    framing = parse_framing(model, framing)
+    response = response_bytes(api, model, stream, bool(options.get("include_usage")), framing)
     _, gate = parse_model(model)
     if not gate or not stream:
         return response, b"", 0
@@ -221,9 +303,10 @@ class Gates:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: parse requests as they complete, write cached replies."""
 
-    def __init__(self, gates: Gates) -> None:
+    def __init__(self, gates: Gates, framing: Framing) -> None:
         self._buffer = b""
         self._gates = gates
+        self._framing = framing
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -249,7 +332,7 @@ class _Connection(asyncio.Protocol):
             body = buffer[end + 4 : end + 4 + length]
             buffer = buffer[end + 4 + length :]
             path = head.split(b" ", 2)[1]
-            now, rest, gate = answer(path, body)
+            now, rest, gate = answer(path, body, self._framing)
             transport.write(now)
             if rest:
                 self._gates.hold(gate, transport, rest)
@@ -274,11 +357,13 @@ def _exit_with_parent() -> None:
     os._exit(0)
 
 
-async def serve(port: int, lifetime: float) -> None:
+async def serve(port: int, lifetime: float, framing: Framing = "events") -> None:
     """Listen on 127.0.0.1:`port`, print the bound port, serve for at most `lifetime` seconds."""
     loop = asyncio.get_running_loop()
     gates = Gates()
-    server = await loop.create_server(lambda: _Connection(gates), HOST, port, backlog=BACKLOG, reuse_address=True)
+    server = await loop.create_server(
+        lambda: _Connection(gates, framing), HOST, port, backlog=BACKLOG, reuse_address=True
+    )
     async with server:
         bound = server.sockets[0].getsockname()[1]
         print(f"port={bound}", flush=True)
@@ -291,12 +376,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: pick a free one)")
     parser.add_argument("--lifetime", type=float, default=3600.0, help="seconds to serve before exiting")
     parser.add_argument("--exit-with-parent", action="store_true", help="exit when standard input closes")
+    parser.add_argument(
+        "--framing",
+        choices=FRAMINGS,
+        default="events",
+        help="events: one HTTP chunk per full SSE event (the real wire); bulk: the first rounds' one-chunk body",
+    )
     args = parser.parse_args(argv)
     raise_file_limit()
     if args.exit_with_parent:
         threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
     try:
-        asyncio.run(serve(args.port, args.lifetime))
+        asyncio.run(serve(args.port, args.lifetime, args.framing))
     except KeyboardInterrupt:
         return 0
     return 0

@@ -26,7 +26,6 @@ from ._errors import RateLimitError as RateLimitError
 from ._errors import StreamInterruptedError as StreamInterruptedError
 from ._errors import ToolLoopError as ToolLoopError
 from ._events import Observer as Observer
-from ._manager import ProviderManager as ProviderManager
 from ._messages import DocumentPart as DocumentPart
 from ._messages import ImagePart as ImagePart
 from ._messages import Message as Message
@@ -44,8 +43,9 @@ from ._observability import RedactingFilter as RedactingFilter
 from ._observability import RequestIdFilter as RequestIdFilter
 from ._observability import current_request_id as current_request_id
 from ._observability import enable_legacy_log_file as enable_legacy_log_file
-from ._retry import CooldownTracker as CooldownTracker
-from ._retry import RetryHandler as RetryHandler
+from ._routing import CooldownTracker as CooldownTracker
+from ._routing import ProviderManager as ProviderManager
+from ._routing import RetryHandler as RetryHandler
 from ._stream import LLMStream as LLMStream
 from ._sync import SyncLLMCommunication as SyncLLMCommunication
 from ._sync import SyncLLMStream as SyncLLMStream
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from .providers._claude_cli import ClaudeCLIProvider as ClaudeCLIProvider
     from .providers._openai import OpenAIProvider as OpenAIProvider
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 _LAZY = {
     "AnthropicProvider": "llmcomm.providers._anthropic",

@@ -1,28 +1,29 @@
-"""`LLMCommunication`: the async facade, one pooled HTTP client and one race task group."""
+"""`LLMCommunication`: the async facade, one pooled HTTP client, and the calls it serves.
+
+A client is a resource like an `httpx2.AsyncClient`: opening it enters no task group
+and no cancel scope, so it may be closed from any task of its event loop; each
+call's race runs inside the call (DESIGN Part 2, "Lifecycle").
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, final
 
 import anyio
-from anyio.abc import TaskGroup
 
 from ._config import Configuration, ProviderConfig
 from ._errors import LLMException
 from ._events import Observer
-from ._manager import Call, ProviderManager
-from ._observability import Hooks, Metrics, Observability, OpenTelemetry, request_id_scope, run_with_request_id
+from ._observability import Hooks, Metrics, Observability, OpenTelemetry, request_id_scope
 from ._request import build_request, check_timeout, new_request_id
-from ._retry import CooldownTracker, RetryHandler
+from ._routing import Background, Call, CooldownTracker, ProviderManager, RetryHandler, loop_token
 from ._stream import LLMStream
-from ._types import LLMResponse, Message
+from ._structured_call import with_parsed
+from ._types import LLMResponse, Message, Request
 from .providers._base import BaseProvider
-
-_SDK_MODULES = {"anthropic": "anthropic", "openai": "openai"}
 
 MessagesLike = Iterable[Message | Mapping[str, Any] | Any]
 
@@ -73,47 +74,49 @@ class LLMCommunication:
             otel_recorder = OTelRecorder(otel if isinstance(otel, OpenTelemetry) else OpenTelemetry())
         self._observability = Observability(self.metrics, self.hooks, otel=otel_recorder, observer=observer)
         self._stack: AsyncExitStack | None = None
-        self._task_group: TaskGroup | None = None
+        self._background: Background | None = None
         self._manager: ProviderManager | None = None
+        self._loop: object | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.config.providers)
-        state = "open" if self._task_group is not None else "closed"
+        state = "open" if self._stack is not None else "closed"
         return f"<LLMCommunication {state} providers=[{names}]>"
 
     @property
     def manager(self) -> ProviderManager:
         """The `ProviderManager` serving this client's calls (while open)."""
-        if self._manager is None:
-            raise LLMException("LLMCommunication is not open; use `async with LLMCommunication() as llm:`")
-        return self._manager
+        manager = self._manager
+        if manager is None or manager.closed:
+            raise LLMException(self._not_open())
+        return manager
+
+    def _not_open(self) -> str:
+        if self._closed:
+            return "this LLMCommunication is closed; open a new one (`async with LLMCommunication() as llm:`) for more calls"
+        return "LLMCommunication is not open; use `async with LLMCommunication() as llm:`"
 
     async def __aenter__(self) -> LLMCommunication:
-        if self._stack is not None:
-            raise LLMException("this LLMCommunication is already open; enter it once")
+        if self._stack is not None or self._closed:
+            raise LLMException("an LLMCommunication can be opened once; create a new one")
         async with AsyncExitStack() as stack:
             providers = await self._build_providers(stack)
             self._observability.bind_providers(providers)
-            if self._observability.otel is not None:
-                from ._observability._otel import silence_sdk_spans
-
-                for provider in providers:
-                    silence_sdk_spans(provider)
             config = self.config
-            self._manager = ProviderManager(
+            manager = ProviderManager(
                 providers,
                 fallback_timeout=config.fallback_timeout,
                 stream_idle_timeout=config.stream_idle_timeout,
-                retry=RetryHandler(config.max_retries, config.retry_base_delay, config.retry_max_delay),
-                cooldown=CooldownTracker(
-                    config.cooldown_failures, config.cooldown_seconds, config.auth_cooldown_seconds
-                ),
+                retry=config.retry or RetryHandler(config.max_retries, config.retry_base_delay, config.retry_max_delay),
+                cooldown=config.cooldown
+                or CooldownTracker(config.cooldown_failures, config.cooldown_seconds, config.auth_cooldown_seconds),
                 observer=self._observability,
             )
-            task_group = anyio.create_task_group()
-            await task_group.__aenter__()
-            self._task_group = task_group
-            self._observability.open(task_group)
+            self._background = manager.background = Background()
+            self._observability.open(self._background)
+            self._loop = loop_token()
+            self._manager = manager
             self._stack = stack.pop_all()
         return self
 
@@ -123,50 +126,40 @@ class LLMCommunication:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop every running call and close the connections (idempotent)."""
+        """End every running call and stream (each with its upstream closed), then close the
+        connections. Safe from any task of the event loop that opened the client; idempotent."""
         stack, self._stack = self._stack, None
-        task_group, self._task_group = self._task_group, None
         if stack is None:
             return
-        try:
-            await self._observability.aclose(HOOK_GRACE)
-            if task_group is not None:
-                # The race tasks close their upstream connections as they are cancelled.
-                task_group.cancel_scope.cancel()
-                await task_group.__aexit__(None, None, None)
-        finally:
-            with anyio.CancelScope(shield=True):
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            try:
+                if self._manager is not None:
+                    await self._manager.aclose()
+                await self._observability.aclose(HOOK_GRACE)
+                if self._background is not None:
+                    await self._background.aclose(HOOK_GRACE)
+            finally:
                 await stack.aclose()
 
     async def _build_providers(self, stack: AsyncExitStack) -> list[BaseProvider]:
-        kinds = {p.kind for p in self.config.providers if isinstance(p, ProviderConfig)}
+        from .providers._factory import HTTP_KINDS, build_provider
+
+        config = self.config
         http_client = None
-        if kinds & {"anthropic", "openai"}:
+        if any(isinstance(p, ProviderConfig) and p.kind in HTTP_KINDS for p in config.providers):
             from .providers._http import new_http_client
 
-            http_client = new_http_client(self.config.max_connections, self.config.pool_timeout)
+            http_client = new_http_client(
+                config.max_connections, config.pool_timeout, proxy=config.proxy, verify=config.verify
+            )
             stack.push_async_callback(http_client.aclose)
-            for kind in sorted(kinds & _SDK_MODULES.keys()):
-                # A cold SDK import takes a second or two: do it off the event loop.
-                await anyio.to_thread.run_sync(importlib.import_module, _SDK_MODULES[kind])
         providers: list[BaseProvider] = []
-        for entry in self.config.providers:
+        for entry in config.providers:
             if not isinstance(entry, ProviderConfig):
                 providers.append(entry)
                 continue
-            provider: BaseProvider
-            if entry.kind == "anthropic":
-                from .providers._anthropic import AnthropicProvider
-
-                provider = AnthropicProvider(entry, http_client)
-            elif entry.kind == "openai":
-                from .providers._openai import OpenAIProvider
-
-                provider = OpenAIProvider(entry, http_client)
-            else:
-                from .providers._claude_cli import ClaudeCLIProvider
-
-                provider = ClaudeCLIProvider(entry)
+            provider = build_provider(entry, http_client, config.extra_headers)
             stack.push_async_callback(provider.aclose)
             providers.append(provider)
         return providers
@@ -181,35 +174,31 @@ class LLMCommunication:
         (provider-specific request fields). Bad input raises `InvalidRequestError`
         here, before any network I/O.
         """
-        try:
-            request = build_request(prompt_or_messages, options)
-        except LLMException as exc:  # refused before any I/O, but still traceable by its id
-            given = options.get("request_id")
-            exc.request_id = exc.request_id or (given if isinstance(given, str) and given.strip() else new_request_id())
-            raise
+        request = self._request(prompt_or_messages, options)
+        call = self._call(request, options)
+        return LLMStream(lambda: call)
+
+    def _call(self, request: Request, options: dict[str, Any]) -> Call:
         timeout = check_timeout(options.get("timeout")) or self.config.timeout
-        manager = self.manager
-        providers = manager.select(options.get("provider"))
-        task_group = self._task_group
-        assert task_group is not None
-
-        def start() -> Call:
-            if self._task_group is None:
-                raise LLMException("the LLMCommunication was closed; open a new one to make calls")
-            call = Call(request, providers, timeout)
-            # The race task copies this context: it and every task it starts carry the request id.
-            run_with_request_id(request.request_id, manager.start, task_group, call)
-            return call
-
-        return LLMStream(start)
+        manager = self._manager
+        if manager is None or manager.closed:
+            raise LLMException(self._not_open(), request_id=request.request_id)
+        if loop_token() is not self._loop:
+            raise LLMException(
+                "this LLMCommunication was opened in another event loop (or thread); use it only from the "
+                "loop that opened it: open one per event loop, or use SyncLLMCommunication from threads",
+                request_id=request.request_id,
+            )
+        return manager.call(request, options.get("provider"), timeout)
 
     async def generate_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
         """The whole reply as an `LLMResponse` (streamed underneath, so fallback applies).
 
-        With `response_format=` (a pydantic model, a `TypeAdapter`-able type or a
-        JSON Schema dict) the reply is validated into `parsed`; an invalid one is
-        asked again of the same provider `output_retries` times (default 1), then
-        of the next provider, and in the end raises `OutputValidationError`.
+        Options and errors as for `generate_stream`. With `response_format=` (a
+        pydantic model, a `TypeAdapter`-able type or a JSON Schema dict) the reply
+        is validated into `parsed`; an invalid one is asked again of the same
+        provider `output_retries` times (default 1), then of the next provider,
+        and in the end raises `OutputValidationError`.
         """
         if options.get("response_format") is not None or "output_retries" in options:
             from ._structured_call import structured_response
@@ -220,7 +209,7 @@ class LLMCommunication:
     def _provider_order(self, messages: object, options: dict[str, Any]) -> tuple[str, ...]:
         from ._capabilities import plan, requirements
 
-        usable, _ = plan(requirements(build_request(messages, options)), self.manager.providers)
+        usable, _ = plan(requirements(self._request(messages, options)), self.manager.providers)
         return tuple(p.name for p in usable)
 
     async def run_tools(
@@ -239,15 +228,27 @@ class LLMCommunication:
         return await run_tools(self.generate_response, messages, tools=tools, max_steps=max_steps, **options)
 
     async def _one_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
-        if options.get("request_id") is None:
-            options["request_id"] = new_request_id()
-        stream = self.generate_stream(messages, **options)
-        with request_id_scope(options["request_id"]):  # log lines of the caller's task carry it too
-            async with stream:
-                async for _ in stream:
+        request = self._request(messages, options)
+        call = self._call(request, options)
+        with request_id_scope(request.request_id):  # log lines of the caller's task carry it too
+            try:
+                while await call.next_batch() is not None:
                     pass
-        assert stream.response is not None
-        return stream.response
+            finally:
+                if not call.finished:
+                    await call.aclose()
+        response = with_parsed(request, call.response)  # a response_format is checked at the end
+        assert response is not None
+        return response
+
+    @staticmethod
+    def _request(prompt_or_messages: object, options: dict[str, Any]) -> Request:
+        try:
+            return build_request(prompt_or_messages, options)
+        except LLMException as exc:  # refused before any I/O, but still traceable by its id
+            given = options.get("request_id")
+            exc.request_id = exc.request_id or (given if isinstance(given, str) and given.strip() else new_request_id())
+            raise
 
     async def generate_text(self, prompt: str | MessagesLike, **options: Any) -> str:
         """The reply's text."""

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Final, Literal, final
 from urllib.parse import urlsplit
 
+from ._cost import PRICE_FIELDS, price_problem
 from ._errors import ConfigurationError
 from ._secrets import check_sendable, mask_secret, mask_url
 
 if TYPE_CHECKING:
+    from ._routing import CooldownTracker, RetryHandler
     from .providers._base import BaseProvider
 
 ProviderKind = Literal["anthropic", "openai", "claude_cli"]
@@ -53,6 +56,25 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def shared_state_problem(url: str) -> str | None:
+    """Why `url` cannot name the Redis server of `Configuration.shared_state` (said without its
+    password), or None when it can."""
+    if any(char <= " " or char == "\x7f" for char in url):
+        return "contains whitespace or a control character"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- parsing the port is the check
+    except ValueError:
+        return "is not a valid URL (check the host and the port)"
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        return "must start with redis://, rediss:// or unix://"
+    if parts.scheme != "unix" and not parts.hostname:
+        return "has no host"
+    if parts.scheme == "unix" and not parts.path:
+        return "has no socket path"
+    return None
+
+
 def provider_problem(config: ProviderConfig) -> str | None:
     """Why `config`'s key, base URL or headers cannot be sent over HTTP, or None when they can.
 
@@ -62,14 +84,24 @@ def provider_problem(config: ProviderConfig) -> str | None:
         return problem
     if config.base_url and (problem := url_problem(config.base_url)):
         return f"base_url {mask_url(config.base_url)!r} {problem}; set it like http://host:port"
-    items: Iterable[tuple[object, object]] = config.headers.items()  # users pass anything: check it
+    if (problem := headers_problem(config.headers)) is not None:
+        return f"headers {problem}"
+    return None
+
+
+def headers_problem(headers: Mapping[str, str]) -> str | None:
+    """Why a mapping of headers cannot be sent over HTTP, or None when it can.
+
+    The reason names the header, never its value, and says what to do.
+    """
+    items: Iterable[tuple[object, object]] = headers.items()  # users pass anything: check it
     for name, value in items:
         if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
-            return f"headers has a name that is not a valid HTTP header name ({name!r}); fix it"
+            return f"has a name that is not a valid HTTP header name ({name!r}); fix it"
         if not isinstance(value, str):
-            return f"header {name!r} must be a str, got {type(value).__name__}"
+            return f"has header {name!r} whose value must be a str, got {type(value).__name__}"
         if problem := check_sendable(value, f"header {name!r}", spaces_inside=True):
-            return problem
+            return f"is not sendable: {problem}"
     return None
 
 
@@ -86,6 +118,13 @@ class ProviderConfig:
     default set of what the provider can take. For `kind="claude_cli"`, `cli_path` names the
     executable and `env` adds variables to the child's environment; `base_url` and
     `api_key` reach the child through its environment, never its argv.
+    `auth_header` names the header that carries `api_key` for a gateway that wants
+    another than the kind's own (`"x-api-key"`, `"api-key"`; `"authorization"`
+    sends `Bearer <key>`); None sends what the official SDK of the kind sends.
+    `input_price`, `output_price`, `cache_read_price` and `cache_write_price` are
+    prices per million tokens from the user's own table: with the first two set,
+    `LLMResponse.cost` is the reply's cost (cache reads and writes at the input
+    price unless priced themselves); otherwise it is None, never a guess.
     """
 
     name: str
@@ -98,7 +137,12 @@ class ProviderConfig:
     cli_path: str | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    auth_header: str | None = None
     capabilities: AbstractSet[str] | None = None
+    input_price: float | None = None
+    output_price: float | None = None
+    cache_read_price: float | None = None
+    cache_write_price: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -115,6 +159,9 @@ class ProviderConfig:
             from ._capabilities import check_capabilities
 
             object.__setattr__(self, "capabilities", check_capabilities(self.capabilities, self.name))
+        for price in PRICE_FIELDS:
+            if (problem := price_problem(price, getattr(self, price))) is not None:
+                raise ConfigurationError(f"provider {self.name!r}: {problem}")
 
     def __repr__(self) -> str:
         parts = [f"name={self.name!r}", f"kind={self.kind!r}", f"model={self.model!r}"]
@@ -140,9 +187,20 @@ class Configuration:
     covering every attempt, retry sleep and fallback; `fallback_timeout` is how long
     the first content token may take before the next provider is raced;
     `stream_idle_timeout` is the longest gap between content chunks once a stream
-    has started. `max_connections` bounds the HTTP connection pool shared by the
+    has started. `retry` and `cooldown` take the policy objects themselves
+    (`RetryHandler`, `CooldownTracker`); when given, they replace the `max_retries`,
+    `retry_*` and `cooldown_*` settings. `max_connections` bounds the HTTP connection pool shared by the
     HTTP providers; a request that finds no free connection within `pool_timeout`
-    fails with `ProviderUnavailableError` instead of waiting.
+    fails with `ProviderUnavailableError` instead of waiting. `shared_state` is the URL of
+    a Redis server (`redis://[:password@]host:port/db`, needs `llmcomm[redis]`) where the
+    processes of a fleet share breakers, rate-limit budgets and hedge statistics; None
+    keeps them in this process. Its password never shows in a repr or an error.
+
+    HTTP settings: `proxy` (a URL; http://, https://, socks5:// or socks5h://)
+    carries every request, instead of the proxy environment variables; `verify` is
+    False (no TLS verification), the path of a CA bundle or an `ssl.SSLContext`;
+    `extra_headers` go with every HTTP request (a provider's own `headers` win).
+    Raises `ConfigurationError` for a value that cannot be used.
     """
 
     providers: Sequence[ProviderConfig | BaseProvider] = ()
@@ -157,9 +215,34 @@ class Configuration:
     auth_cooldown_seconds: float = 300.0
     max_connections: int = 1000
     pool_timeout: float = 10.0
+    retry: RetryHandler | None = None
+    cooldown: CooldownTracker | None = None
+    proxy: str | None = field(default=None, repr=False)
+    verify: bool | str | ssl.SSLContext = True
+    extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    shared_state: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
+        if self.shared_state is not None and (problem := shared_state_problem(self.shared_state)):
+            shown = mask_url(self.shared_state)
+            if "@" in shown and "****@" not in shown:  # credentials the mask could not find (a space in them)
+                shown = "(not shown: it holds credentials)"
+            raise ConfigurationError(
+                f"shared_state {shown!r} {problem}; set it like redis://host:6379/0 "
+                "(or LLM_SHARED_STATE_URL), or leave it unset to keep state in this process"
+            )
+        if self.proxy is not None and not isinstance(self.proxy, str):
+            raise ConfigurationError(f"proxy must be a URL (str), got {type(self.proxy).__name__}")
+        if not isinstance(self.verify, bool | str | ssl.SSLContext):
+            raise ConfigurationError(
+                "verify must be True, False, the path of a CA bundle or an ssl.SSLContext, "
+                f"got {type(self.verify).__name__}"
+            )
+        if isinstance(self.verify, str) and not os.path.exists(self.verify):
+            raise ConfigurationError(f"verify names a CA bundle that does not exist: {self.verify!r}")
+        if (problem := headers_problem(self.extra_headers)) is not None:
+            raise ConfigurationError(f"extra_headers {problem}")
         for name in ("fallback_timeout", "stream_idle_timeout", "timeout", "pool_timeout"):
             if not getattr(self, name) > 0:  # also refuses NaN
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
@@ -170,6 +253,17 @@ class Configuration:
         names = [p.name for p in self.providers]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"provider names must be unique, got {names}")
+
+    def __repr__(self) -> str:
+        # URLs that may carry credentials are masked; header values are not shown at all.
+        masked = {"shared_state", "proxy", "extra_headers"}
+        shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in masked]
+        for name in ("proxy", "shared_state"):
+            if (url := getattr(self, name)) is not None:
+                shown.append(f"{name}={mask_url(url)!r}")
+        if self.extra_headers:
+            shown.append(f"extra_headers=[{', '.join(repr(name) for name in self.extra_headers)}]")
+        return f"Configuration({', '.join(shown)})"
 
     def require_providers(self) -> None:
         """Raise `ConfigurationError` when this configuration cannot serve a call.
@@ -207,11 +301,19 @@ class Configuration:
         warning naming the variable. Raises `ConfigurationError` naming the
         variable, the bad value (never a key's) and what to set for any invalid
         value or unreadable file, and listing the variables when no provider is
-        found (then with `nothing_configured` True).
+        found (then with `nothing_configured` True). `LLM_SHARED_STATE_URL` sets
+        `shared_state`.
         """
         from ._config_env import from_mapping, merged_environment
 
-        return from_mapping(cls, merged_environment(environ, dotenv_path))
+        env = merged_environment(environ, dotenv_path)
+        config = from_mapping(cls, env)
+        if shared := env.get("LLM_SHARED_STATE_URL", "").strip():
+            try:
+                config = replace(config, shared_state=shared)
+            except ConfigurationError as exc:
+                raise ConfigurationError(str(exc).replace("shared_state", "LLM_SHARED_STATE_URL", 1)) from None
+        return config
 
 
 def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:

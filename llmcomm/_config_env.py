@@ -30,6 +30,7 @@ from ._config import (
     ProviderKind,
     url_problem,
 )
+from ._cost import PRICE_FIELDS
 from ._errors import ConfigurationError
 from ._secrets import check_sendable, mask_url
 
@@ -221,6 +222,8 @@ def _detect(env: Mapping[str, str], timeout: float) -> tuple[dict[ProviderKind, 
     openai_key = _key(env, "OPENAI_API_KEY", notes)
     openai_url = _url(env, "OPENAI_BASE_URL")
     openai_max_tokens = _int(env, "OPENAI_MAX_TOKENS", DEFAULT_MAX_TOKENS)
+    anthropic_prices = _prices(env, "ANTHROPIC")
+    openai_prices = _prices(env, "OPENAI")
     if anthropic_key:
         found["anthropic"] = ProviderConfig(
             name="anthropic",
@@ -230,6 +233,10 @@ def _detect(env: Mapping[str, str], timeout: float) -> tuple[dict[ProviderKind, 
             base_url=anthropic_url,
             max_tokens=anthropic_max_tokens,
             timeout=timeout,
+            input_price=anthropic_prices.get("input_price"),
+            output_price=anthropic_prices.get("output_price"),
+            cache_read_price=anthropic_prices.get("cache_read_price"),
+            cache_write_price=anthropic_prices.get("cache_write_price"),
         )
     if openai_key or openai_url:
         found["openai"] = ProviderConfig(
@@ -241,6 +248,10 @@ def _detect(env: Mapping[str, str], timeout: float) -> tuple[dict[ProviderKind, 
             base_url=openai_url,
             max_tokens=openai_max_tokens,
             timeout=timeout,
+            input_price=openai_prices.get("input_price"),
+            output_price=openai_prices.get("output_price"),
+            cache_read_price=openai_prices.get("cache_read_price"),
+            cache_write_price=openai_prices.get("cache_write_price"),
         )
     if cli := _cli_path(env):
         found["claude_cli"] = ProviderConfig(
@@ -274,6 +285,26 @@ def _order(env: Mapping[str, str]) -> list[ProviderKind]:
             f"LLM_PROVIDERS={raw!r} names unknown kinds {unknown}; use a comma-separated list of {', '.join(KINDS)}"
         )
     return sorted((kind for kind in KINDS if kind in names), key=names.index)
+
+
+def _prices(env: Mapping[str, str], prefix: str) -> dict[str, float]:
+    """`<PREFIX>_INPUT_PRICE`, `_OUTPUT_PRICE`, `_CACHE_READ_PRICE`, `_CACHE_WRITE_PRICE` (per million tokens)."""
+    prices: dict[str, float] = {}
+    for field_name in PRICE_FIELDS:
+        name = f"{prefix}_{field_name.upper()}"
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise ConfigurationError(
+                f"{name}={raw!r} is not a price per million tokens; set it like {name}=3.0, or unset it"
+            )
+        prices[field_name] = value
+    return prices
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -46,6 +46,8 @@ class LLMException(Exception):
         self.retryable = self.default_retryable if retryable is None else retryable
         #: seconds the provider asked to wait before trying again, when it said so
         self.retry_after = retry_after
+        #: the id the provider gave the failed HTTP request (`request-id`, `x-request-id`), for its support
+        self.provider_request_id: str | None = None
 
     def __str__(self) -> str:
         where = f"[{self.provider}] " if self.provider else ""

@@ -1,10 +1,13 @@
 """The points where a call reports what happens to it.
 
-`ProviderManager` tells an `Observer` about every call's start, first token,
-retries, fallbacks, end, failure and cancellation; every call that started ends
-with exactly one of `request_end`, `request_error` and `request_cancelled`.
-Logging, metrics and user hooks are observers; the manager knows nothing of
-them. Callbacks are synchronous and must be cheap: they run on the request's path.
+The race (`llmcomm._routing`) tells the `Observer` of its `ProviderManager` about
+every call's start, first token, retries, fallbacks, end, failure and
+cancellation; every call that started (on its first read) ends with exactly one
+of `request_end`, `request_error` and `request_cancelled`. Logging, metrics and
+user hooks are observers; the race knows nothing of them. Callbacks are
+synchronous and must be cheap: they run on the request's path, in the caller's
+task (or an attempt's task during a hedged race). Whatever one raises is logged
+and the call goes on.
 """
 
 from __future__ import annotations

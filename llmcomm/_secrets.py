@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import orjson
+
 MASK: Final = "****"
 #: secrets shorter than this are never searched for in free text: they would mask plain words
 MIN_SECRET_LENGTH: Final = 8
@@ -152,3 +154,43 @@ def _mask_header(match: re.Match[str]) -> str:
     if "…" in value or value == MASK:  # already masked
         return match.group(0)
     return f"{match.group('head')}{mask_secret(value)}"
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """`text` with `secret` and anything else secret-looking masked (`_secrets.redact`),
+    for messages a server may echo a key or a URL into."""
+    return redact(text, (secret,))
+
+
+def scrub_exception(error: BaseException, secret: str | None) -> None:
+    """Mask `secret` (and URL credentials) in an error and every error in its
+    `__cause__`/`__context__` chain, before llmcomm chains it under its own.
+
+    The errors stay in the chain; only secrets are masked, in their messages, args,
+    parsed bodies, and the text a `UnicodeError` keeps (which is the whole value).
+    """
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending and len(seen) < 32:  # chains are short; a cycle must not loop forever
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        _scrub_one(current, secret)
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+
+
+def _scrub_one(error: BaseException, secret: str | None) -> None:
+    if isinstance(error, UnicodeEncodeError):  # it keeps the whole text it could not encode
+        error.object = scrub(error.object, secret)
+        error.args = (error.encoding, error.object, error.start, error.end, error.reason)
+    error.args = tuple(scrub(a, secret) if isinstance(a, str) else a for a in error.args)
+    message = getattr(error, "message", None)
+    if isinstance(message, str):
+        error.message = scrub(message, secret)  # type: ignore[attr-defined]
+    body = getattr(error, "body", None)
+    if body is not None:
+        raw = orjson.dumps(body, default=str).decode()
+        masked_body = scrub(raw, secret)
+        if masked_body != raw:
+            error.body = orjson.loads(masked_body)  # type: ignore[attr-defined]

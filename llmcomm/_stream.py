@@ -1,36 +1,34 @@
 """`LLMStream`: the consumer's end of one call.
 
-A stream holds only the receiving end of a memory object stream and a handle to
-its call; the race itself runs in the task group of its `LLMCommunication`. So a
-stream may be iterated, broken out of and closed from any task, also when a
-framework closes the user's async generator that wraps it from another task.
+The call's race runs inside the stream's first `__anext__`, in the consumer's
+task; after it the consumer reads the winner's batches directly (one network
+read each), with no task, buffer or cancel scope held between two `__anext__`
+calls. So a stream may be iterated, broken out of and closed from any task, also
+when a framework closes the user's async generator that wraps it from another
+task.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import final
 
-import anyio
-
 from ._errors import LLMException
-from ._manager import Call
+from ._routing import Call
 from ._structured_call import with_parsed
 from ._types import LLMResponse, StreamChunk
-
-#: how long closing a stream waits for the upstream request to be torn down
-CLOSE_GRACE = 2.0
 
 
 @final
 class LLMStream:
     """An async iterator of `StreamChunk`s and an async context manager.
 
-    The request starts on `async with` (or on the first iteration). Leaving the
-    block, breaking out of it, cancellation or an error closes the upstream
-    request at once. `response` holds the final `LLMResponse` once the stream is
-    done; after a failure, iteration raises the call's `LLMException`.
+    The request starts on the first iteration. Leaving the `async with` block,
+    breaking out of it, cancellation or an error closes the upstream request at
+    once. `response` holds the final `LLMResponse` once the stream is done; after
+    a failure, iteration raises the call's `LLMException`.
     """
 
     __slots__ = ("_call", "_chunks", "_closed", "_start", "response")
@@ -68,23 +66,15 @@ class LLMStream:
     async def _next_batch(self) -> StreamChunk:
         call = self._call or self._begin()
         while not self._closed:
-            try:
-                # Taking what is buffered without a checkpoint keeps the per-token cost
-                # near the raw floor; the buffer bounds the run.
-                batch = call.receive.receive_nowait()
-            except anyio.WouldBlock:
-                try:
-                    batch = await call.receive.receive()
-                except anyio.EndOfStream:
-                    break
-            except anyio.EndOfStream:
+            batch = await call.next_batch()
+            if batch is None:
+                self._closed = True
+                self.response = with_parsed(call.request, call.response)  # a response_format is checked at the end
                 break
             self._chunks = chunks = iter(batch)
             chunk = next(chunks, None)
             if chunk is not None:
                 return chunk
-        if not self._closed:
-            await self._finish(call)
         raise StopAsyncIteration
 
     def _begin(self) -> Call:
@@ -94,30 +84,16 @@ class LLMStream:
             self._call = self._start()
         return self._call
 
-    async def _finish(self, call: Call) -> None:
-        self._closed = True
-        call.receive.close()
-        if not call.done.is_set():
-            with anyio.CancelScope(shield=True):
-                await call.done.wait()
-        if call.error is not None:
-            raise call.error
-        self.response = with_parsed(call.request, call.response)  # a response_format is checked at the end
-
     async def aclose(self) -> None:
         """Stop the call and close its upstream connection (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
         self._chunks = iter(())
         call = self._call
+        if self._closed and (call is None or call.finished):
+            return
+        self._closed = True
         if call is None:
             return
-        if not call.done.is_set():
-            call.cancel()
-            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_GRACE):
-                await call.done.wait()
-        call.receive.close()
+        await call.aclose()
         if self.response is None:
             self.response = call.response
 
@@ -129,9 +105,6 @@ class LLMStream:
     def __del__(self) -> None:
         # A stream dropped without being closed must not keep its upstream open.
         call = self._call
-        if call is not None and not self._closed:
-            try:
-                call.cancel()
-                call.receive.close()
-            except Exception:  # noqa: S110 - a finalizer may run outside the event loop
-                pass
+        if call is not None and call.running:
+            with contextlib.suppress(Exception):  # a finalizer may run outside the event loop
+                call.manager.reap(call)

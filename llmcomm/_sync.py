@@ -3,10 +3,10 @@
 Every call runs on llmcomm's one shared portal thread (`_portal`), so connections
 live on the portal's event loop and never on a caller's: the facade is safe from
 any thread, also from one whose own event loop is running (Jupyter, an async
-handler calling sync code) or was closed. A sync stream is consumed inside one
-portal task, which hands chunks to the caller's thread through a queue that it
-keeps bounded; closing the iterator cancels that task, which closes the upstream
-request.
+handler calling sync code) or was closed, from a greenlet of a gevent-patched
+process, and from a signal handler that interrupted a call of its own thread. A
+facade made before `os.fork()` opens connections of its own in the child. Streams
+are in `_sync_stream`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
-import queue
 import sys
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from types import TracebackType
 from typing import Any, Final, TypeVar, final
@@ -29,106 +28,115 @@ from anyio.from_thread import BlockingPortal
 
 from ._client import LLMCommunication, MessagesLike
 from ._config import Configuration
-from ._errors import LLMException
+from ._errors import ConfigurationError, LLMException
+from ._monkey import hub_kept_awake, monkey_patched
 from ._observability import Hooks, Metrics
-from ._portal import SHARED, Lease, check_not_portal_thread, in_portal_thread
+from ._portal import (
+    _LEFT_BEHIND,
+    SHARED,
+    Lease,
+    check_not_portal_thread,
+    fork_epoch,
+    in_portal_thread,
+    refuse_when_finalizing,
+    track,
+)
 from ._stream import LLMStream
-from ._types import LLMResponse, StreamChunk
+from ._sync_stream import CLOSE_TIMEOUT, portal_gone, result, start_soon
+from ._sync_stream import SyncLLMStream as SyncLLMStream
+from ._types import LLMResponse
 
 T = TypeVar("T")
 
-#: chunks a sync stream's portal task may run ahead of a slow reader
-SYNC_STREAM_BUFFER: Final = 256
-#: how long closing waits for the upstream request (or the whole facade) to be torn down
-CLOSE_TIMEOUT: Final = 5.0
-#: how often a blocked caller checks that the portal it waits on is still alive
-_LIVENESS_INTERVAL: Final = 1.0
-
 _log = logging.getLogger("llmcomm")
 
+_CLOSED: Final = "this SyncLLMCommunication is closed; create a new one to make calls"
 
-def _portal_gone() -> LLMException:
-    return LLMException(
-        "llmcomm's portal was shut down (shutdown_llm_services() or interpreter exit), "
-        "so this SyncLLMCommunication is closed; create a new one"
+
+def _open_failed(exc: Exception) -> ConfigurationError:
+    return ConfigurationError(
+        f"llmcomm could not open its connections ({type(exc).__name__}: {exc}); check the installed packages"
     )
 
 
-def _wait(future: concurrent.futures.Future[T], portal: BlockingPortal) -> None:
-    while not future.done():
-        concurrent.futures.wait((future,), _LIVENESS_INTERVAL)
-        if not future.done() and not SHARED.serves(portal):
-            raise _portal_gone()
-
-
-def _result(future: concurrent.futures.Future[T], portal: BlockingPortal) -> T:
-    """Wait for a portal task, in the caller's thread, and return or raise what it did."""
-    try:
-        _wait(future, portal)
-        return future.result()
-    except concurrent.futures.CancelledError:
-        raise LLMException("the call was cancelled because its SyncLLMCommunication was closed") from None
-    except BaseException:
-        future.cancel()  # e.g. KeyboardInterrupt: stop the work on the portal too
-        raise
-
-
-def _start_soon(portal: BlockingPortal, func: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
-    try:
-        return portal.start_task_soon(func)
-    except RuntimeError:  # "This portal is not running"
-        raise _portal_gone() from None
-
-
-async def _hold(llm: LLMCommunication, *, task_status: TaskStatus[anyio.Event] = anyio.TASK_STATUS_IGNORED) -> None:
-    """Keep `llm` open on the portal until the returned event is set."""
-    stop = anyio.Event()
-    async with llm:
-        task_status.started(stop)
-        await stop.wait()
-
-
 @final
-class _Opened:
-    """An `LLMCommunication` held open on the portal, and the lease that keeps the portal up."""
+class _Holder:
+    """Keeps one `LLMCommunication` open on the portal. Touched only on the portal's loop.
 
-    __slots__ = ("holder", "lease", "llm", "stop")
+    The loop runs one task at a time, so every caller may ask it to open the
+    connections: the first opens them, the others wait for that, none holds a lock.
+    """
 
-    def __init__(
-        self, lease: Lease, llm: LLMCommunication, stop: anyio.Event, holder: concurrent.futures.Future[None]
-    ) -> None:
-        self.lease = lease
+    __slots__ = ("background", "closed", "done", "error", "llm", "ready", "stop")
+
+    def __init__(self, llm: LLMCommunication) -> None:
         self.llm = llm
-        self.stop = stop
-        self.holder = holder
+        self.ready: anyio.Event | None = None
+        self.stop: anyio.Event | None = None
+        self.done: anyio.Event | None = None
+        self.error: BaseException | None = None
+        self.closed = False
+        #: done once a background opening has finished (os.fork() waits for it)
+        self.background: concurrent.futures.Future[None] | None = None
 
-    @property
-    def portal(self) -> BlockingPortal:
-        return self.lease.portal
+    def _opened(self) -> None:
+        background = self.background
+        if background is not None and not background.done():
+            background.set_result(None)
 
-    def close(self, *, quiet: bool = False) -> None:
-        """Close the `LLMCommunication`, then hand the lease back."""
-        on_portal = in_portal_thread()
+    async def open_in_background(self) -> None:
+        """Open the connections before the first call needs them; a failure waits for that call."""
         try:
-            if on_portal:
-                self.stop.set()  # already on the loop, which cannot wait for itself
-                return
-            try:
-                self.portal.start_task_soon(self.stop.set)
-            except RuntimeError:
-                return  # the portal was shut down, which closed the connections already
-            concurrent.futures.wait((self.holder,), CLOSE_TIMEOUT)
-            if not quiet and self.holder.done() and not self.holder.cancelled():
-                self.holder.result()  # an error while closing the connections
+            await self.hold()
+        except Exception:  # the first call opens again, and raises what it meets
+            _log.debug("opening llmcomm's connections in the background failed", exc_info=True)
         finally:
-            SHARED.release(self.lease, wait=not on_portal)
+            self._opened()
+
+    async def hold(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        if self.closed:
+            raise LLMException(_CLOSED)
+        if self.ready is not None:  # opened, or being opened by another call
+            await self.ready.wait()
+            if self.error is not None:
+                raise self.error
+            task_status.started()
+            return
+        ready = self.ready = anyio.Event()
+        self.stop, self.done = anyio.Event(), anyio.Event()
+        try:
+            async with self.llm:
+                ready.set()
+                self._opened()
+                task_status.started()
+                await self.stop.wait()
+        except Exception as exc:
+            if not ready.is_set():  # the callers waiting get the error; the next call tries again
+                self.error = exc
+                ready.set()
+                self.ready = None
+            raise
+        finally:
+            self.done.set()
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.stop is None or self.done is None:
+            return
+        self.stop.set()
+        with anyio.move_on_after(CLOSE_TIMEOUT):
+            await self.done.wait()
 
 
-def _close_quietly(opened: _Opened) -> None:
-    try:
-        opened.close(quiet=True)
-    except Exception:  # a finalizer's helper thread has nobody to report to
-        _log.debug("closing a dropped SyncLLMCommunication failed", exc_info=True)
+def _open_in_background(
+    ref: weakref.ref[SyncLLMCommunication], holder: _Holder, starting: concurrent.futures.Future[Any]
+) -> None:
+    # Runs once the portal is up: in the portal thread, or at once in the facade's builder.
+    facade = ref()
+    if facade is None or facade._closed or starting.cancelled() or starting.exception() is not None:
+        holder._opened()  # nothing will be opened: os.fork() need not wait for it
+        return
+    starting.result().run_soon(holder.open_in_background)
 
 
 @final
@@ -145,24 +153,39 @@ class SyncLLMCommunication:
 
     `config=None` reads the environment (`Configuration.from_env()`) and raises
     `ConfigurationError` when no provider is configured; other keyword options
-    (`observer`, `hooks`, `otel`) are those of `LLMCommunication`. The connections open on
-    the first call, on llmcomm's shared portal thread, and are closed by `close()`
-    (or the end of the `with` block; a facade that is garbage collected closes
-    itself too). Errors are the same `LLMException` types the async API raises.
+    (`observer`, `hooks`, `otel`) are those of `LLMCommunication`. Building the
+    facade starts llmcomm's portal thread and opens the connections (no network I/O:
+    the HTTP clients and providers are built) in the background, without waiting, so
+    the first call rarely waits for them; `close()` closes them (or the end of the
+    `with` block; a facade that is garbage collected closes itself too).
+    Errors are the same `LLMException` types the async API raises; a call while the
+    interpreter is exiting raises `LLMException` at once.
     """
 
     def __init__(self, config: Configuration | None = None, **options: Any) -> None:
         # Building the async client does no I/O; it opens on the portal at the first call.
+        self._options = options
         self._llm = LLMCommunication(config, **options)
         self.config = self._llm.config
-        self._lock = threading.Lock()
-        self._opened: _Opened | None = None
+        self._holder = _Holder(self._llm)
+        self._portal: BlockingPortal | None = None
         self._closed = False
         self._streams: weakref.WeakSet[SyncLLMStream] = weakref.WeakSet()
+        self._epoch = fork_epoch()
+        self._lease: Lease | None = None
+        with contextlib.suppress(LLMException, RuntimeError):  # exiting, or no thread to be had: the first call says
+            self._lease = SHARED.lease()  # the portal starts now, while the caller does other things
+        # ...and opens the connections once it is up, so the first call need not (not under gevent,
+        # where the opening's worker "threads" are greenlets of the portal thread, racing its exit).
+        if self._lease is not None and not monkey_patched():
+            # Tracked from now on, so a fork right after building waits for the imports it makes.
+            self._holder.background = concurrent.futures.Future()
+            track(self._holder.background)
+            self._lease.starting.add_done_callback(partial(_open_in_background, weakref.ref(self), self._holder))
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.config.providers)
-        state = "closed" if self._closed else "open" if self._opened else "not opened"
+        state = "closed" if self._closed else "open" if self._portal else "not opened"
         return f"<SyncLLMCommunication {state} providers=[{names}]>"
 
     def __enter__(self) -> SyncLLMCommunication:
@@ -188,58 +211,98 @@ class SyncLLMCommunication:
         """Whether `close()` was called."""
         return self._closed
 
-    def _open(self) -> _Opened:
-        opened = self._opened
-        if opened is not None:
-            return opened
+    def _after_fork(self) -> None:
+        # In a child of os.fork(): the parent's client lives on a loop whose thread is not
+        # here. Keep it referenced (finalizing it could touch that loop) and start afresh.
+        _LEFT_BEHIND.append((self._llm, self._holder, self._lease))
+        self._llm = LLMCommunication(self.config, **self._options)
+        self._holder = _Holder(self._llm)
+        self._portal = None
+        self._lease = None
+        self._streams = weakref.WeakSet()
+        self._epoch = fork_epoch()
+
+    def _open(self) -> BlockingPortal:
+        """The portal this facade's connections are open on, opening them on the first call."""
+        portal = self._portal
+        if portal is not None and self._epoch == fork_epoch():
+            return portal
+        refuse_when_finalizing()
         check_not_portal_thread("SyncLLMCommunication")
-        with self._lock:
-            if self._closed:
-                raise LLMException("this SyncLLMCommunication is closed; create a new one to make calls")
-            if self._opened is None:
-                lease = SHARED.acquire()
-                llm = self._llm
-                try:
-                    holder, stop = lease.portal.start_task(_hold, llm, name="llmcomm sync facade")
-                except RuntimeError:
-                    SHARED.release(lease)
-                    raise _portal_gone() from None
-                except BaseException:
-                    SHARED.release(lease)
-                    raise
-                self._opened = _Opened(lease, llm, stop, holder)
-            return self._opened
+        if self._epoch != fork_epoch():
+            self._after_fork()
+        if self._closed:
+            raise LLMException(_CLOSED)
+        lease = self._lease
+        if lease is None:
+            lease = self._lease = SHARED.lease()
+        elif not SHARED.current(lease):
+            raise portal_gone()
+        # No lock is held while waiting: the portal thread starts on its own, and the
+        # holder opens the connections once, however many callers ask at the same time.
+        try:
+            with hub_kept_awake():
+                portal = lease.wait()
+                portal.start_task(self._holder.hold, name="llmcomm sync facade")
+        except (RuntimeError, concurrent.futures.CancelledError):
+            raise portal_gone() from None
+        except LLMException:
+            raise
+        except Exception as exc:
+            raise _open_failed(exc) from exc
+        self._portal = portal
+        return portal
 
     def close(self) -> None:
         """Stop open streams and close the connections (idempotent)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            opened, self._opened = self._opened, None
+        if self._closed:
+            return
+        self._closed = True
+        self._holder._opened()  # os.fork() no longer waits for a background opening
         for stream in list(self._streams):
             stream.close()
-        if opened is not None:
-            opened.close()
+        lease, self._lease = self._lease, None
+        if lease is None or self._epoch != fork_epoch():
+            return
+        on_portal = in_portal_thread()
+        try:
+            if on_portal or not SHARED.current(lease) or not lease.starting.done():
+                return  # on the loop, which cannot wait for itself; or nothing was opened there
+            future = start_soon(lease.portal, self._holder.close)
+            concurrent.futures.wait((future,), CLOSE_TIMEOUT + 1)
+        except LLMException:
+            return  # the portal was shut down, which closed the connections already
+        finally:
+            SHARED.release(lease, wait=not on_portal)
 
     def __del__(self) -> None:
         # A facade dropped without close() must not keep connections (and the portal) open.
         # Closing blocks, and a finalizer may run anywhere, so a helper thread does it.
-        opened = getattr(self, "_opened", None)
-        if opened is None or getattr(self, "_closed", True) or sys.is_finalizing():
+        if getattr(self, "_closed", True) or getattr(self, "_lease", None) is None or sys.is_finalizing():
             return  # at exit the portal's own exit hook has closed everything already
-        if not SHARED.serves(opened.portal):
+        if self._epoch != fork_epoch():
             return
-        with contextlib.suppress(RuntimeError):  # interpreter shutdown: the exit hook closes the portal
-            threading.Thread(target=_close_quietly, args=(opened,), name="llmcomm-close", daemon=True).start()
+        if self._portal is None:
+            lease, self._lease = self._lease, None
+            self._closed = True
+            if lease is not None:
+                SHARED.release(lease, wait=False)
+            return
+        with contextlib.suppress(Exception):  # interpreter shutdown: the exit hook closes the portal
+            threading.Thread(target=self._close_quietly, name="llmcomm-close", daemon=True).start()
+
+    def _close_quietly(self) -> None:
+        try:
+            self.close()
+        except Exception:  # a finalizer's helper thread has nobody to report to
+            _log.debug("closing a dropped SyncLLMCommunication failed", exc_info=True)
 
     # -- calls -------------------------------------------------------------------------
 
     def _call(self, func: Callable[[LLMCommunication], Awaitable[T]]) -> T:
-        opened = self._open()
+        portal = self._open()
         check_not_portal_thread("SyncLLMCommunication")
-        llm = opened.llm
-        return _result(_start_soon(opened.portal, partial(func, llm)), opened.portal)
+        return result(start_soon(portal, partial(func, self._llm)), portal)
 
     def generate_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
         """The whole reply as an `LLMResponse` (streamed underneath, so fallback applies).
@@ -274,7 +337,7 @@ class SyncLLMCommunication:
             return llm.generate_stream(prompt_or_messages, **options)
 
         stream = self._call(make)
-        sync_stream = SyncLLMStream(self, self._open().portal, stream)
+        sync_stream = SyncLLMStream(self, self._open(), stream)
         self._streams.add(sync_stream)
         return sync_stream
 
@@ -285,188 +348,12 @@ class SyncLLMCommunication:
         call alone and closed right after (the legacy new-loop-per-request
         pattern): nothing stays bound to it. Cancelling the caller cancels the call.
         """
-        opened = self._open()  # blocks on the first call only, while the connections open
-        if in_portal_thread():
-            return await opened.llm.generate_response(messages, **options)
-        portal = opened.portal
+        if in_portal_thread() and self._portal is not None:
+            return await self._llm.generate_response(messages, **options)
+        portal = self._open()  # blocks on the first call only, while the connections open
         if not SHARED.serves(portal):
-            raise _portal_gone()
+            raise portal_gone()
         try:
-            return await portal.call_async(partial(opened.llm.generate_response, messages, **options))
+            return await portal.call_async(partial(self._llm.generate_response, messages, **options))
         except concurrent.futures.CancelledError:
             raise LLMException("the call was cancelled because its SyncLLMCommunication was closed") from None
-
-
-# -- streams -------------------------------------------------------------------------
-
-
-@final
-class _End:
-    __slots__ = ("response",)
-
-    def __init__(self, response: LLMResponse | None) -> None:
-        self.response = response
-
-
-@final
-class _Failed:
-    __slots__ = ("error",)
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-
-_STOPPED: Final = object()
-#: what the queue carries: StreamChunks, then an _End or a _Failed, or _STOPPED
-_Item = object
-
-
-@final
-class _Pump:
-    """The portal side of a sync stream: one task reads the `LLMStream` into a queue.
-
-    It holds no reference to the `SyncLLMStream`, so dropping that closes the stream.
-    """
-
-    __slots__ = ("_lock", "_portal", "_space", "finished", "queue")
-
-    def __init__(self, portal: BlockingPortal) -> None:
-        self._portal = portal
-        self.queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._space: anyio.Event | None = None
-        self.finished = threading.Event()
-
-    async def run(self, stream: LLMStream) -> None:
-        try:
-            async with stream:
-                async for chunk in stream:
-                    if self.queue.qsize() >= SYNC_STREAM_BUFFER:
-                        await self._wait_for_space()
-                    self.queue.put(chunk)
-            self.queue.put(_End(stream.response))
-        except Exception as exc:  # an LLMException, raised again in the reader's thread
-            self.queue.put(_Failed(exc))
-        finally:
-            self.finished.set()
-
-    async def _wait_for_space(self) -> None:
-        with self._lock:
-            if self.queue.qsize() < SYNC_STREAM_BUFFER:
-                return
-            space = self._space = anyio.Event()
-        await space.wait()
-
-    def task_done(self, future: concurrent.futures.Future[None]) -> None:
-        # After a normal end the reader stops at _End and never sees this; after a
-        # cancellation (close, portal shutdown) it is the only end marker.
-        self.queue.put(_STOPPED)
-
-    def get(self) -> _Item:
-        while True:
-            try:
-                item = self.queue.get(timeout=_LIVENESS_INTERVAL)
-                break
-            except queue.Empty:
-                if not SHARED.serves(self._portal):
-                    return _STOPPED
-        if self._space is not None:
-            with self._lock:
-                space, self._space = self._space, None
-            if space is not None:
-                with contextlib.suppress(RuntimeError):  # the portal is gone; so is the task waiting for space
-                    self._portal.start_task_soon(space.set)
-        return item
-
-
-@final
-class SyncLLMStream:
-    """A blocking iterator of `StreamChunk`s, and a context manager.
-
-    The request starts on the first iteration or on entering the `with` block.
-    `close()`, leaving the block or dropping the iterator closes the upstream
-    request. `response` holds the final `LLMResponse` once the stream is done;
-    after a failure, iteration raises the call's `LLMException`.
-    """
-
-    __slots__ = ("__weakref__", "_closed", "_done", "_future", "_owner", "_portal", "_pump", "_stream", "response")
-
-    def __init__(self, owner: SyncLLMCommunication, portal: BlockingPortal, stream: LLMStream) -> None:
-        self._owner = owner  # keeps the facade (and its connections) alive while the stream is
-        self._portal = portal
-        self._stream: LLMStream | None = stream
-        self._pump = _Pump(portal)
-        self._future: concurrent.futures.Future[None] | None = None
-        self._done = False
-        self._closed = False
-        self.response: LLMResponse | None = None
-
-    def __repr__(self) -> str:
-        state = "done" if self._done else "open" if self._future else "not started"
-        return f"<SyncLLMStream {state}>"
-
-    def __enter__(self) -> SyncLLMStream:
-        self._start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __iter__(self) -> Iterator[StreamChunk]:
-        return self
-
-    def _start(self) -> None:
-        if self._future is not None:
-            return
-        if self._done:
-            raise LLMException("this stream was closed; start a new one with generate_stream()")
-        check_not_portal_thread("SyncLLMStream")
-        stream, self._stream = self._stream, None
-        assert stream is not None
-        self._future = _start_soon(self._portal, partial(self._pump.run, stream))
-        self._future.add_done_callback(self._pump.task_done)
-
-    def __next__(self) -> StreamChunk:
-        if self._done:
-            raise StopIteration
-        self._start()
-        check_not_portal_thread("SyncLLMStream")
-        item = self._pump.get()
-        if isinstance(item, StreamChunk):
-            return item
-        self._done = True
-        if isinstance(item, _End):
-            self.response = item.response
-            raise StopIteration
-        if self._closed:  # closed from another thread while this one waited: the end, as after close()
-            raise StopIteration
-        if isinstance(item, _Failed):
-            raise item.error
-        raise LLMException("the stream was stopped before it finished (it was closed, or llmcomm shut down)")
-
-    def text(self) -> str:
-        """Read the rest of the stream and return its text."""
-        return "".join(chunk.text for chunk in self)
-
-    def close(self) -> None:
-        """Stop the call and close its upstream connection (idempotent).
-
-        Returns once the upstream request is closed (waiting at most a few seconds).
-        """
-        self._closed = self._done = True
-        self._stream = None
-        future = self._future
-        if future is None or future.done():
-            return
-        future.cancel()
-        if not in_portal_thread() and SHARED.serves(self._portal):
-            self._pump.finished.wait(CLOSE_TIMEOUT)
-
-    def __del__(self) -> None:
-        # Dropped while running: cancel the portal task, which closes the upstream.
-        # Cancelling a future never blocks, so this is safe in any thread.
-        future = getattr(self, "_future", None)
-        if future is not None and not future.done():
-            future.cancel()

@@ -317,6 +317,9 @@ class LLMResponse:
     """A whole reply.
 
     The first five fields are the legacy `LLMResponse`, in its positional order.
+    `cost` is what the reply cost at the serving provider's configured prices
+    (`ProviderConfig(input_price=..., output_price=...)`, per million tokens), or
+    None when no prices are configured: never an estimate.
     """
 
     content: str
@@ -334,6 +337,7 @@ class LLMResponse:
     raw_finish_reason: str | None = None
     provider_request_id: str | None = None
     reasoning_parts: tuple[ReasoningPart, ...] = ()
+    cost: float | None = None
     #: the validated value of a call with `response_format` (None without one, or on a refusal)
     parsed: Any = None
     #: the whole exchange of `run_tools` (the caller's turns, each reply and each tool result)

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from llmcomm import LLMCommunication, ProviderUnavailableError, RateLimitError
-from llmcomm.providers._base import MAX_RETRY_AFTER, parse_retry_after
+from llmcomm._wire._status import MAX_RETRY_AFTER, parse_retry_after
 from llmcomm.testing import FakeServer, Script
 
 from .helpers import config, provider

@@ -1,4 +1,9 @@
-"""The fallback race, retries, deadlines, the idle watchdog and cooldown, against real TCP."""
+"""The fallback race, retries, deadlines, the idle watchdog and cooldown, against real TCP.
+
+The rules themselves are asserted exactly in virtual time (tests/test_routing_race.py,
+tests/test_routing_probe.py); here they are checked over real HTTP on both wires, with
+wall-clock bounds only where the wire is what is being tested (the hedge, pings).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import pytest
 from llmcomm import (
     AllProvidersFailedError,
     AuthenticationError,
+    CooldownTracker,
     InvalidRequestError,
     LLMCommunication,
     LLMTimeoutError,
@@ -136,22 +142,21 @@ async def test_hedged_stream_closed_from_another_task(server: FakeServer) -> Non
 async def test_retry_honours_retry_after(server: FakeServer) -> None:
     server.enqueue(Script(status=429, retry_after=0.3), Script(text="after the wait"))
     async with LLMCommunication(config(provider(server), max_retries=2)) as llm:
-        started = time.monotonic()
         response = await llm.generate_response("hi")
-    elapsed = time.monotonic() - started
     assert response.content == "after the wait"
     assert server.request_count == 2  # one retry owner: the SDK retried nothing
-    assert 0.3 <= elapsed < 1.5
+    first, second = server.requests
+    assert second.received_at - first.received_at >= 0.3  # the header's wait, not the jittered backoff
     assert [a.outcome for a in response.attempts] == ["failed", "won"]
 
 
 async def test_retry_after_ms_is_honoured(server: FakeServer) -> None:
     server.enqueue(Script(status=503, retry_after_ms=250), Script(text="ok"))
     async with LLMCommunication(config(provider(server, "openai"), max_retries=1)) as llm:
-        started = time.monotonic()
         assert await llm.generate_text("hi") == "ok"
-    assert 0.25 <= time.monotonic() - started < 1.5
     assert server.request_count == 2
+    first, second = server.requests
+    assert second.received_at - first.received_at >= 0.25
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
@@ -189,10 +194,8 @@ async def test_retry_waits_until_no_untried_provider_is_left(server: FakeServer)
 async def test_retry_after_past_the_deadline_fails_now(server: FakeServer) -> None:
     server.default = Script(status=429, retry_after=30)
     async with LLMCommunication(config(provider(server), max_retries=2)) as llm:
-        started = time.monotonic()
         with pytest.raises(RateLimitError):
             await llm.generate_text("hi", timeout=2.0)
-    assert time.monotonic() - started < 1.0
     assert server.request_count == 1
 
 
@@ -218,12 +221,9 @@ async def test_all_failed_lists_every_attempt(server: FakeServer) -> None:
 async def test_deadline_covers_the_whole_call(server: FakeServer) -> None:
     server.default = Script(chunks=("a", "b"), stall_after=1)
     async with LLMCommunication(config(provider(server))) as llm:
-        started = time.monotonic()
         with pytest.raises(LLMTimeoutError) as info:
             await llm.generate_text("hi", timeout=0.5)
-        elapsed = time.monotonic() - started
         await server.wait_closed(server.requests[-1], timeout=0.5)
-    assert 0.45 <= elapsed < 1.0
     assert isinstance(info.value, TimeoutError)
 
 
@@ -282,8 +282,9 @@ async def test_cooldown_skips_a_failing_provider_then_probes(server: FakeServer)
     now = [1000.0]
     server.route(model="primary", script=Script(status=503))
     server.route(model="backup", script=Script(text="ok"))
-    async with LLMCommunication(config(*pair(server), cooldown_failures=3, cooldown_seconds=30)) as llm:
-        llm.manager.cooldown.clock = lambda: now[0]
+    tracker = CooldownTracker(failures=3, cooldown=30, clock=lambda: now[0])
+    async with LLMCommunication(config(*pair(server), cooldown=tracker)) as llm:
+        assert llm.manager.cooldown is tracker
         for _ in range(3):
             assert await llm.generate_text("hi") == "ok"
         response = await llm.generate_response("hi")
@@ -302,9 +303,8 @@ async def test_auth_failure_cools_down_longer_and_400_never(server: FakeServer) 
     now = [0.0]
     server.route(model="primary", script=Script(status=400))
     server.route(model="backup", script=Script(status=401))
-    async with LLMCommunication(config(*pair(server), auth_cooldown_seconds=300)) as llm:
-        tracker = llm.manager.cooldown
-        tracker.clock = lambda: now[0]
+    tracker = CooldownTracker(auth_cooldown=300, clock=lambda: now[0])
+    async with LLMCommunication(config(*pair(server), cooldown=tracker)) as llm:
         with pytest.raises(AllProvidersFailedError):
             await llm.generate_text("hi")
         assert not tracker.cooling("primary")
@@ -321,3 +321,16 @@ async def test_forced_provider(server: FakeServer) -> None:
     async with LLMCommunication(config(*pair(server))) as llm:
         assert await llm.generate_text("hi", provider="backup") == "b"
         assert await llm.generate_text("hi") == "p"
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+async def test_a_lone_provider_cooling_down_is_probed_not_refused(server: FakeServer, kind: str) -> None:
+    """The legacy shape: one provider, one 529, and the provider recovered by the next call."""
+    server.enqueue(Script(status=529), Script(text="recovered"))
+    async with LLMCommunication(config(provider(server, kind), cooldown_failures=1)) as llm:  # type: ignore[arg-type]
+        with pytest.raises(ProviderUnavailableError):
+            await llm.generate_text("hi")
+        assert llm.manager.cooldown.cooling(kind)
+        assert await llm.generate_text("hi") == "recovered"
+        assert not llm.manager.cooldown.cooling(kind)
+    assert server.request_count == 2

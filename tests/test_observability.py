@@ -147,17 +147,18 @@ async def test_concurrent_calls_never_mix_request_ids(capture: Capture) -> None:
 
 
 async def test_caller_task_sees_the_request_id_during_generate_response(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llmcomm._stream import LLMStream
+    from llmcomm._routing import Call
+    from llmcomm._types import ChunkBatch
 
     in_caller: list[str | None] = []
     elsewhere: list[str | None] = []
-    original = LLMStream.__anext__
+    original = Call.next_batch
 
-    async def spy(self: LLMStream) -> StreamChunk:
+    async def spy(self: Call) -> ChunkBatch | None:
         in_caller.append(current_request_id())  # runs in the caller's task
         return await original(self)
 
-    monkeypatch.setattr(LLMStream, "__anext__", spy)
+    monkeypatch.setattr(Call, "next_batch", spy)
     async with LLMCommunication(config(Probe(delay=0.2))) as llm:  # type: ignore[arg-type]
 
         async def watch() -> None:
@@ -514,8 +515,8 @@ async def test_a_failing_or_older_observer_never_breaks_a_call(capture: Capture)
     async with LLMCommunication(config(Probe(delay=0.5)), observer=Broken()) as llm:  # type: ignore[arg-type]
         with anyio.fail_after(5):
             assert await llm.generate_text("hi") == "hello"
-            async with llm.generate_stream("hi"):
-                pass  # closed before it finished: request_cancelled, which Broken lacks
+            async with llm.generate_stream("hi") as stream:
+                await stream.__anext__()  # closed before it finished: request_cancelled, which Broken lacks
     failures = [r for r in capture.records if "observer" in r.getMessage() and r.levelno == logging.ERROR]
-    # The first call: request_start, attempt_start, first_token, request_end; the closed one: its first two.
-    assert len(failures) == 6
+    # The first call: request_start, attempt_start, first_token, request_end; the closed one: its first three.
+    assert len(failures) == 7

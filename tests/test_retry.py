@@ -1,4 +1,4 @@
-"""RetryHandler and CooldownTracker on their own: injected randomness and clock, no sleeping."""
+"""RetryHandler and CooldownTracker on their own: injected randomness and clock, no sleeping (the race's use of them runs in virtual time in tests/test_routing_race.py and tests/test_routing_probe.py)."""
 
 from __future__ import annotations
 
@@ -96,3 +96,37 @@ def test_released_probe_can_be_taken_again(clock: list[float]) -> None:
     assert tracker.acquire("p") == "probe"
     tracker.release("p")
     assert tracker.acquire("p") == "probe"
+
+
+def test_the_earliest_to_cool_down_can_be_probed_before_its_time(clock: list[float]) -> None:
+    tracker = CooldownTracker(failures=1, cooldown=30, clock=lambda: clock[0])
+    tracker.failure("a", ProviderUnavailableError("busy"))
+    clock[0] += 5
+    tracker.failure("b", ProviderUnavailableError("busy"))
+    assert tracker.acquire("a") is None and tracker.acquire("b") is None
+    assert tracker.earliest(["b", "a"]) == "a"
+    assert tracker.earliest([]) is None
+    assert tracker.force_probe("a") == "probe"
+    assert tracker.probing("a")
+    assert tracker.force_probe("a") is None  # one probe per provider at a time
+    assert tracker.force_probe("healthy") == "closed"
+    tracker.success("a")
+    assert tracker.acquire("a") == "closed"
+    assert not tracker.probing("a")
+
+
+def test_a_probe_that_reached_a_provider_refusing_the_request_frees_the_slot(clock: list[float]) -> None:
+    tracker = CooldownTracker(failures=1, cooldown=30, clock=lambda: clock[0])
+    tracker.failure("p", ProviderUnavailableError("busy"))
+    assert tracker.force_probe("p") == "probe"
+    tracker.failure("p", InvalidRequestError("bad"))
+    assert not tracker.probing("p")
+    assert tracker.cooling("p")  # still open: a refused request says nothing of its health
+
+
+def test_the_default_clock_is_the_event_loops() -> None:
+    import anyio
+
+    tracker = CooldownTracker(failures=1, cooldown=30)
+    assert tracker.clock is anyio.current_time
+    assert "cooldown=30" in repr(tracker)

@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 from llmcomm import Configuration, LLMCommunication, ProviderConfig
-from llmcomm.providers._claude_cli import _CLIStream
+from llmcomm.providers._claude_cli_events import CLIStream
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +51,7 @@ async def test_without_response_format_no_schema_is_sent(tmp_path: Path) -> None
 
 
 def test_structured_output_in_the_result_line_becomes_the_text() -> None:
-    stream = _CLIStream("cli", "m")
+    stream = CLIStream("cli", "m")
     value = {"name": "Oslo", "population": 1}
     result = {"type": "result", "is_error": False, "result": "", "structured_output": value, "stop_reason": "end_turn"}
     assert stream.handle(orjson.dumps(result)) is None
@@ -61,7 +61,7 @@ def test_structured_output_in_the_result_line_becomes_the_text() -> None:
 
 
 def test_streamed_text_is_not_repeated_by_structured_output() -> None:
-    stream = _CLIStream("cli", "m")
+    stream = CLIStream("cli", "m")
     delta = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": '{"a": 1}'}}
     first = stream.handle(orjson.dumps({"type": "stream_event", "event": delta}))
     assert first is not None and first.text == '{"a": 1}'

@@ -26,8 +26,8 @@ from llmcomm import (
     SyncLLMStream,
     shutdown_llm_services,
 )
-from llmcomm._portal import SHARED
-from llmcomm._sync import SYNC_STREAM_BUFFER
+from llmcomm._portal import SHARED, portal_thread_count
+from llmcomm._sync_stream import SYNC_STREAM_BUFFER
 from llmcomm.testing import FakeServer, RecordedRequest, Script
 
 # The first facade of the run would otherwise pay for the cold SDK import.
@@ -37,8 +37,8 @@ KEY = "test-key-0123456789"
 WAIT = 2.0
 
 
-def portal_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "llmcomm-portal" and t.is_alive()]
+def portal_threads() -> int:
+    return portal_thread_count()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
@@ -226,7 +226,7 @@ def test_many_threads_share_one_portal(server: FakeServer, llm: SyncLLMCommunica
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(work, range(40)))
     assert results == ["shared"] * 40
-    assert len(portal_threads()) == 1
+    assert portal_threads() == 1
     assert SHARED.leases == 1
 
 
@@ -305,3 +305,24 @@ def test_shutdown_stops_the_portal_and_refuses_later_calls(server: FakeServer) -
     with pytest.raises(LLMException, match="stopped"):
         list(stream)  # what arrived before the shutdown, then the error
     llm.close()
+
+
+def test_building_a_facade_starts_the_portal_and_opens_it_in_the_background(server: FakeServer) -> None:
+    llm = SyncLLMCommunication(config_for(server))
+    try:
+        assert wait_until(lambda: SHARED.running, 5.0)  # no call made yet
+        background = llm._holder.background
+        assert background is not None
+        background.result(10)
+        assert server.request_count == 0  # opening sends nothing
+        started = time.monotonic()
+        assert llm.generate_text("hi") == "Hello from llmcomm.testing."
+        assert time.monotonic() - started < 1.0  # the request alone: nothing left to start or open
+    finally:
+        llm.close()
+
+
+def test_a_facade_closed_before_its_background_opening_stops_the_portal(server: FakeServer) -> None:
+    for _ in range(5):
+        SyncLLMCommunication(config_for(server)).close()
+    assert wait_until(lambda: SHARED.leases == 0)

@@ -8,7 +8,7 @@
 
 A sync hook runs at once, on the call's path, so it must be quick. An async hook
 (any callable that returns an awaitable) is handed to a small bounded queue and
-run in the background by the `LLMCommunication`'s task group: the call never
+run in the background by a task the `LLMCommunication` starts: the call never
 waits for it. A hook that raises is logged on `llmcomm.hooks` and the call goes
 on; an async hook that cannot be queued (more than `QUEUE_SIZE` waiting) is
 dropped with a warning.
@@ -19,10 +19,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar, final
+from typing import Any, Final, Literal, Protocol, TypeVar, final
 
 import anyio
-from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._errors import LLMException
@@ -38,6 +37,12 @@ QUEUE_SIZE: Final = 1024
 CONCURRENCY: Final = 32
 
 hook_logger = get_logger("llmcomm.hooks")
+
+
+class Spawner(Protocol):
+    """Where background tasks start: a task group, or a client's own background tasks."""
+
+    def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None) -> object: ...
 
 
 @final
@@ -152,7 +157,7 @@ class HookRunner:
         self._send: MemoryObjectSendStream[_Job] | None = None
         self._done: anyio.Event | None = None
 
-    def open(self, task_group: TaskGroup) -> None:
+    def open(self, task_group: Spawner) -> None:
         """Start running async hooks in `task_group`."""
         send, receive = anyio.create_memory_object_stream[_Job](QUEUE_SIZE)
         self._send = send

@@ -150,6 +150,7 @@ class _Series:
         "attempt_errors",
         "attempts",
         "cancelled",
+        "cost",
         "errors",
         "fallbacks",
         "input_tokens",
@@ -171,6 +172,7 @@ class _Series:
         self.fallbacks = 0
         self.input_tokens = 0
         self.output_tokens = 0
+        self.cost = 0.0
         self.errors: dict[str, int] = {}
         self.attempt_errors: dict[str, int] = {}
         self.latency = Histogram(SECONDS)
@@ -182,6 +184,7 @@ class _Series:
         for name in ("requests", "successes", "cancelled", "attempts", "retries", "fallbacks"):
             setattr(other, name, getattr(self, name))
         other.input_tokens, other.output_tokens = self.input_tokens, self.output_tokens
+        other.cost = self.cost
         other.errors, other.attempt_errors = dict(self.errors), dict(self.attempt_errors)
         other.latency = self.latency.copy()
         other.time_to_first_token = self.time_to_first_token.copy()
@@ -193,6 +196,7 @@ class _Series:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
+        self.cost += other.cost
         for mine, theirs in ((self.errors, other.errors), (self.attempt_errors, other.attempt_errors)):
             for kind, n in theirs.items():
                 mine[kind] = mine.get(kind, 0) + n
@@ -213,6 +217,7 @@ class _Series:
             "fallbacks": self.fallbacks,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cost": self.cost,
             "latency_seconds": self.latency.summary(),
             "time_to_first_token_seconds": self.time_to_first_token.summary(),
             "output_tokens_per_second": self.tokens_per_second.summary(),
@@ -235,6 +240,7 @@ class Metrics:
       those a fallback recovered from);
     - `retries`, `fallbacks`: retries of, and fallbacks away from, this provider;
     - `input_tokens`, `output_tokens`: reported usage of successful calls;
+    - `cost`: their cost at the configured prices (0 when none are configured);
     - `latency_seconds` (successful calls, from the call's start to its last
       chunk), `time_to_first_token_seconds`, `output_tokens_per_second` (output
       tokens over the time from the first token to the last): count, sum, min,
@@ -300,14 +306,17 @@ class Metrics:
         time_to_first_token: float | None,
         input_tokens: int,
         output_tokens: int,
+        cost: float | None = None,
     ) -> None:
-        """A call ended with a reply from `provider`."""
+        """A call ended with a reply from `provider` (`cost`: at the configured prices, when known)."""
         with self._lock:
             series = self._get(provider, model)
             series.requests += 1
             series.successes += 1
             series.input_tokens += input_tokens
             series.output_tokens += output_tokens
+            if cost is not None:
+                series.cost += cost
             series.latency.record(latency)
             if time_to_first_token is not None:
                 series.time_to_first_token.record(time_to_first_token)
@@ -394,6 +403,11 @@ class Metrics:
         for (provider, model), s in items:
             for kind, n in (("input", s.input_tokens), ("output", s.output_tokens)):
                 out.append(f"{name}{_labels(provider, model, token_type=kind)} {n}")
+        name = family(
+            "cost_total", "counter", "Cost of successful calls at the configured prices (per-million-token table)."
+        )
+        for (provider, model), s in items:
+            out.append(f"{name}{_labels(provider, model)} {s.cost!r}")
         for metric, attr, help_text in (
             ("request_duration_seconds", "latency", "Duration of successful LLM calls."),
             ("time_to_first_token_seconds", "time_to_first_token", "Time from a call's start to its first token."),

@@ -14,12 +14,10 @@ import time
 from collections.abc import Iterable
 from typing import Any, Final, final
 
-from anyio.abc import TaskGroup
-
 from .._errors import AllProvidersFailedError, LLMException
 from .._events import Observer
 from .._types import LLMResponse, Request
-from ._hooks import HookEvent, HookKind, HookRunner, Hooks
+from ._hooks import HookEvent, HookKind, HookRunner, Hooks, Spawner
 from ._logging import content_logging_enabled, logger
 from ._metrics import Metrics
 from ._otel import CallSpan, OTelRecorder
@@ -78,7 +76,7 @@ class Observability:
             self._kinds[provider.name] = str(getattr(provider, "kind", provider.name))
             self._models[provider.name] = str(getattr(provider, "model", "") or _NONE)
 
-    def open(self, task_group: TaskGroup) -> None:
+    def open(self, task_group: Spawner) -> None:
         """Start running async hooks in `task_group`."""
         self.runner.open(task_group)
 
@@ -285,6 +283,7 @@ class Observability:
                 time_to_first_token=response.time_to_first_token,
                 input_tokens=usage.prompt_tokens,
                 output_tokens=usage.completion_tokens,
+                cost=response.cost,
             )
             if state is not None and state.span is not None and self.otel is not None:
                 self.otel.end(state.span, response, model, self._kinds.get(provider, provider), attempts)

@@ -237,24 +237,3 @@ class OTelRecorder:
         call.span.set_attribute("llmcomm.outcome", "cancelled")
         call.span.set_attribute("llmcomm.attempts", attempts)
         self._finish(call)
-
-
-def silence_sdk_spans(provider: object) -> bool:
-    """Switch off the anthropic SDK's own spans on `provider`'s client; True if it had any.
-
-    The SDK opens a span of its own for every `messages.create` when a tracer
-    provider is set; with llmcomm's spans on, the same call and its tokens would
-    be counted twice. `with_options(open_telemetry=False)` gives a copy of the
-    client without spans that shares the same HTTP connection pool.
-    """
-    client = getattr(provider, "_client", None)
-    if getattr(provider, "kind", None) != "anthropic" or client is None:
-        return False
-    options = getattr(client, "open_telemetry", None)
-    if not isinstance(options, Mapping):
-        return False  # an SDK without tracing
-    traces = options.get("traces")
-    if isinstance(traces, Mapping) and not traces.get("enabled", True):
-        return False
-    provider._client = client.with_options(open_telemetry=False)  # type: ignore[attr-defined]
-    return True

@@ -126,17 +126,19 @@ class SimpleLLMService:
     is not an `anthropic.Anthropic` client). `generate_response` sends the caller's
     `max_tokens`, else `ANTHROPIC_MAX_TOKENS` when set, else 40960 (what the legacy
     service always sent). A `model` passed to a call, or a changed `default_model`,
-    is sent to whichever provider serves the call. Like the legacy service, it writes
-    the dedicated LLM log file unless `ENABLE_LLM_SPECIAL_LOG` is false
-    (`LLM_LOG_FILE`, default `logs/llm_requests.log`).
+    is sent to whichever provider serves the call. It writes the legacy dedicated LLM
+    log file (`LLM_LOG_FILE`, default `logs/llm_requests.log`) only when
+    `ENABLE_LLM_SPECIAL_LOG` is set to a true value: creating files in the working
+    directory is the application's decision, never a side effect of a library.
     """
 
     def __init__(self, api_key: str | None = None) -> None:
-        try:  # the legacy service kept its dedicated log file (ENABLE_LLM_SPECIAL_LOG, LLM_LOG_FILE)
-            enable_legacy_log_file()
-        except OSError as exc:  # an unwritable log directory must not break the service
-            log.warning("cannot open the LLM log file (LLM_LOG_FILE): %s", exc)
         env = legacy_environment()
+        if env.get("ENABLE_LLM_SPECIAL_LOG", "").strip().lower() in {"1", "true", "yes", "on"}:
+            try:  # the legacy dedicated log file, when the application asks for it
+                enable_legacy_log_file(environ=env)
+            except OSError as exc:  # an unwritable log directory must not break the service
+                log.warning("cannot open the LLM log file (LLM_LOG_FILE): %s", exc)
         self.api_key = api_key or env.get("ANTHROPIC_API_KEY") or None
         config, self._config_problem = legacy_configuration(api_key)
         self.default_model: str = config.providers[0].model if config else LEGACY_DEFAULT_MODEL

@@ -11,12 +11,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import signal
-import subprocess
-import tempfile
+import unicodedata
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any, final
 
 import anyio
@@ -24,10 +21,11 @@ import orjson
 from anyio.abc import ByteReceiveStream, Process
 
 from .._config import ProviderConfig
-from .._errors import InvalidRequestError, LLMException, ProviderUnavailableError
-from .._types import Message, Request, StreamChunk, UsageInfo
+from .._errors import InvalidRequestError, ProviderUnavailableError
+from .._types import Message, Request, StreamChunk
 from .._wire._sse import DEFAULT_MAX_LINE_BYTES, JSONLinesDecoder, OversizedMessageError
-from ._base import error_for_status, scrub
+from ._claude_cli_events import CLIStream
+from ._claude_cli_process import EXIT_GRACE, Child, Workdir, describe_exit, shutdown, spawn
 
 #: variables the child inherits from this process; everything else is left behind
 INHERITED_ENV = (
@@ -51,16 +49,20 @@ INHERITED_ENV = (
 #: credentials the child inherits only when the provider's configuration sets none
 INHERITED_AUTH_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN")
 
-#: how long a child may take to exit after SIGTERM before it gets SIGKILL
-TERM_GRACE = 1.0
-#: how long the child may take to exit on its own once its stdout has ended
-EXIT_GRACE = 1.0
-#: the most any shutdown may take, however stuck the child is
-SHUTDOWN_BOUND = 5.0
 #: system prompts longer than this go through a file, not argv (Linux caps one argument at 128 KiB)
 ARGV_SYSTEM_LIMIT = 64 * 1024
-#: how much of the child's stderr is read back for an error message
-STDERR_TAIL_BYTES = 4096
+#: `reasoning_effort` values and the CLI's `--effort` level each maps to
+EFFORT_LEVELS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max"}
+#: a spending cap (USD) any API response exceeds, so the CLI stops after the first one: its only
+#: switch against the hidden follow-up requests it makes to continue a reply cut at max_tokens
+#: (the child is also killed as soon as the stream says max_tokens; this closes the race)
+ONE_RESPONSE_BUDGET_USD = "0.0000001"
+#: the smallest thinking budget the API takes; extended thinking needs max_tokens above it
+MIN_THINKING_BUDGET = 1024
+#: Unicode categories the CLI (and a reader) sees as nothing: controls, format and separators
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+#: what JavaScript's `String.prototype.trim` removes: Unicode white space, line terminators, U+FEFF
+_JS_TRIMMED = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 _NOT_FOUND_HINT = "install @anthropic-ai/claude-code or set CLAUDE_CLI_PATH"
 
@@ -71,38 +73,53 @@ class ClaudeCLIProvider:
 
     The child runs as::
 
-        claude -p [--bare] --output-format stream-json --verbose --include-partial-messages
-               --tools "" --no-session-persistence --max-turns 1 --strict-mcp-config
-               --model MODEL [--system-prompt TEXT | --system-prompt-file FILE]
+        claude -p [--bare] --input-format stream-json --output-format stream-json --verbose
+               --include-partial-messages --tools "" --no-session-persistence --max-turns 1
+               --strict-mcp-config --max-budget-usd 0.0000001 --model MODEL [--effort LEVEL]
+               [--system-prompt=TEXT | --system-prompt-file FILE]
 
-    with the prompt on stdin. A single user message is passed verbatim. A longer
-    conversation is rendered as a transcript of the earlier turns followed by the
-    last user message::
-
-        <transcript>
-        Human: first question
-
-        Assistant: first answer
-        </transcript>
-
-        last user message
+    with one `user` message on stdin as a JSON line, then stdin closed. The text
+    reaches the model literally: the CLI reads a message whose last text block
+    starts with "/" as a slash command (`/cost` would answer locally and send
+    nothing), so such a text is sent as two adjacent text blocks, split after its
+    leading slashes, which the model reads as the same text. A single user
+    message is passed verbatim; a longer conversation is rendered as a transcript
+    of the earlier turns followed by the last user message (see `render_prompt`).
+    A prompt with no visible character (only whitespace, byte-order marks,
+    zero-width or control characters) is refused with `InvalidRequestError`
+    before anything starts: the CLI would send a placeholder in its place.
 
     The child gets a small environment: the locale, `PATH`, CA-certificate and
     proxy variables of this process; `ANTHROPIC_BASE_URL`/`ANTHROPIC_API_KEY` from
     the configuration (or, when the configuration sets neither key nor URL, the
     Anthropic credentials of this process); `CLAUDE_CODE_MAX_RETRIES=0` (llmcomm
     owns retries); `API_TIMEOUT_MS` from `timeout`; `CLAUDE_CODE_MAX_OUTPUT_TOKENS`
-    from `max_tokens`; a private temporary `HOME`, working directory and scratch
-    directories, removed after the call; and `config.env` last, so it overrides
-    all of these (set `HOME` there to use a logged-in CLI's own credentials).
-    Secrets never appear in argv. `--bare` (no hooks, plugins or keychain; key
-    from `ANTHROPIC_API_KEY` only) is passed whenever the child has an API key.
-    `temperature` and `extra` have no CLI equivalent and are ignored.
+    from `max_tokens`; `MAX_THINKING_TOKENS=0` unless the request asks for
+    reasoning (`reasoning_effort` other than "none", which becomes `--effort`):
+    the CLI would otherwise turn extended thinking on with a budget of up to
+    `max_tokens - 1`, which the API refuses below 1025 tokens; a private
+    temporary `HOME`, working directory and scratch directories, removed after
+    the call; and `config.env` last, so it overrides all of these (set `HOME`
+    there to use a logged-in CLI's own credentials). Secrets never appear in
+    argv. `--bare` (no hooks, plugins or keychain; key from `ANTHROPIC_API_KEY`
+    only) is passed whenever the child has an API key. `temperature` and `extra`
+    have no CLI equivalent and are ignored.
 
     The reply is streamed from the CLI's `text_delta` events; success is a `result`
     line with `is_error: false`, whose usage and stop reason go on the closing
-    chunk. `last_result` holds the most recent `result` line as a dict (with
-    `total_cost_usd`, `duration_ms`, ...), for callers who want the cost.
+    chunk. The CLI makes hidden follow-up requests to continue a reply cut at
+    `max_tokens` (up to three, each streamed again); a spending cap that any
+    one response exceeds stops it after the first, and the child is killed as
+    soon as the API's `message_delta` says `max_tokens`: one request, the text
+    once, and a closing chunk whose `finish_reason` is "length" ("max_tokens" raw). Under the cap
+    a complete reply ends with a `result` whose subtype is `error_max_budget_usd`;
+    it counts as success, with the text of the CLI's `assistant` line and the
+    usage of the stream events. `last_result` holds the most recent `result` line
+    as a dict (with `total_cost_usd`, `duration_ms`, ...), for callers who want
+    the cost.
+
+    The child lives under a watchdog (see `_claude_cli_process`): if this process
+    dies, even by SIGKILL, the child is killed and its scratch directory removed.
     """
 
     kind = "claude_cli"
@@ -121,7 +138,7 @@ class ClaudeCLIProvider:
     async def aclose(self) -> None:
         """Nothing to release: each call's child is gone when its stream ends."""
 
-    def build_env(self, request: Request, workdir: _Workdir) -> dict[str, str]:
+    def build_env(self, request: Request, workdir: Workdir) -> dict[str, str]:
         """The child's whole environment for `request`."""
         config = self.config
         env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
@@ -143,48 +160,76 @@ class ClaudeCLIProvider:
                 "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(request.max_tokens or config.max_tokens),
             }
         )
+        if effort_level(request) is None:
+            env["MAX_THINKING_TOKENS"] = "0"  # thinking off: the API then gets `thinking: disabled`
         env.update(config.env)
         return env
 
-    def build_argv(self, request: Request, model: str, env: Mapping[str, str], workdir: _Workdir) -> list[str]:
+    def build_argv(self, request: Request, model: str, env: Mapping[str, str], workdir: Workdir) -> list[str]:
         """The child's argv for `request` (no secret ever goes here)."""
         argv = [self.cli_path, "-p"]
         if env.get("ANTHROPIC_API_KEY"):
             argv.append("--bare")
         argv += [
-            "--output-format", "stream-json", "--verbose", "--include-partial-messages",
-            "--tools", "", "--no-session-persistence", "--max-turns", "1", "--strict-mcp-config",
-            "--model", model,
+            "--input-format", "stream-json", "--output-format", "stream-json", "--verbose",
+            "--include-partial-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
+            "--strict-mcp-config", "--max-budget-usd", ONE_RESPONSE_BUDGET_USD, "--model", model,
         ]  # fmt: skip
+        if (level := effort_level(request)) is not None:
+            argv += ["--effort", level]
         if request.system:
             if len(request.system.encode()) > ARGV_SYSTEM_LIMIT:
                 argv += ["--system-prompt-file", str(workdir.write_system(request.system))]
             else:
-                argv += ["--system-prompt", request.system]
+                argv.append(f"--system-prompt={request.system}")  # one argument: a leading "-" stays text
         if request.response_format is not None:  # the CLI validates the reply against it itself
             argv += ["--json-schema", orjson.dumps(request.response_format.anthropic_schema).decode()]
         return argv
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
-        """Run the CLI for `request` and stream its reply."""
-        model = request.model or self.model
-        try:
-            prompt = render_prompt(request.messages).encode()
-        except UnicodeEncodeError as exc:
+    def check(self, request: Request) -> bytes:
+        """Validate `request` for the CLI and return its stdin; `InvalidRequestError` when the CLI cannot take it."""
+        if not has_visible_text(request.messages[-1].text):
             raise InvalidRequestError(
-                f"the prompt is not valid text ({exc.reason}); remove lone surrogate characters", provider=self.name
+                "the prompt has no visible text (only whitespace, byte-order marks, zero-width or control "
+                "characters), which the claude CLI cannot send; give the last message some text",
+                provider=self.name,
+            )
+        level = effort_level(request)
+        max_tokens = request.max_tokens or self.config.max_tokens
+        if level is not None and max_tokens <= MIN_THINKING_BUDGET:
+            raise InvalidRequestError(
+                f"reasoning through the claude CLI needs max_tokens above {MIN_THINKING_BUDGET} (got {max_tokens}); "
+                "raise max_tokens or set reasoning_effort='none'",
+                provider=self.name,
+            )
+        try:
+            return user_message_line(render_prompt(request.messages))
+        except orjson.JSONEncodeError as exc:
+            raise InvalidRequestError(
+                "the prompt is not valid text (it holds a lone surrogate character); remove it", provider=self.name
             ) from exc
-        workdir = _Workdir.create()
-        process: Process | None = None
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
+        """Run the CLI for `request` and stream its reply.
+
+        Raises `InvalidRequestError` (before starting anything) for input the CLI
+        cannot take, and the `llmcomm.errors` class of what the CLI reports.
+        """
+        model = request.model or self.model
+        prompt = self.check(request)
+        self._resolve_cli()
+        workdir = Workdir.create()
+        child: Child | None = None
         stopped = False
         try:
             env = self.build_env(request, workdir)
             secrets = [env.get("ANTHROPIC_API_KEY"), env.get("ANTHROPIC_AUTH_TOKEN")]
             argv = self.build_argv(request, model, env, workdir)
-            process = await self._launch(argv, env, workdir)
+            child = await self._launch(argv, env, workdir)
+            process = child.process
             await _send_prompt(process, prompt)
             assert process.stdout is not None
-            state = _CLIStream(self.name, model)
+            state = CLIStream(self.name, model)
             decoder = JSONLinesDecoder(self.max_line_bytes)
             done = False
             while not done:
@@ -194,42 +239,43 @@ class ClaudeCLIProvider:
                     chunk = state.handle(line)
                     if chunk is not None:
                         yield chunk
-                    if state.result is not None:
+                    if state.result is not None or state.truncated:
                         done = True
                         break
-            if state.result is None:
-                returncode = await _shutdown(process, exit_grace=EXIT_GRACE)
+            if state.truncated:
+                # Killed before the CLI can ask the API to continue the cut reply.
+                await shutdown(child, kill_now=True)
                 stopped = True
-                raise ProviderUnavailableError(
-                    f"the claude CLI {_describe_exit(returncode)} before its result line"
-                    f"{_stderr_note(workdir.stderr_tail(), secrets)}; check that it runs: `{self.cli_path} -p`",
-                    provider=self.name,
-                )
+                for chunk in state.flush():
+                    yield chunk
+                yield state.truncated_end()
+                return
+            if state.result is None:
+                returncode = await shutdown(child, exit_grace=EXIT_GRACE)
+                stopped = True
+                raise state.exit_error(describe_exit(returncode), workdir.stderr_tail(), secrets, self.cli_path)
             # The result line is final: the child has nothing more to say.
-            await _shutdown(process)
+            await shutdown(child)
             stopped = True
             self.last_result = state.result
             for chunk in state.finish(secrets):
                 yield chunk
         finally:
-            if process is not None and not stopped:
-                await _shutdown(process)
+            if child is not None:
+                if not stopped:
+                    await shutdown(child)
+                child.release_watchdog()
             workdir.remove()
 
-    async def _launch(self, argv: Sequence[str], env: Mapping[str, str], workdir: _Workdir) -> Process:
-        with self._map_launch_errors(), workdir.open_stderr() as stderr:
-            # Shielded: a cancellation while spawning must not lose the handle of a started child.
-            with anyio.CancelScope(shield=True):
-                process = await anyio.open_process(
-                    argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=stderr,
-                    cwd=workdir.home,
-                    env=env,
-                    start_new_session=True,  # its own process group, so the whole group can be ended
-                )
-            return process  # noqa: RET504 - returning inside the shield would hide the return from type checkers
+    async def _launch(self, argv: Sequence[str], env: Mapping[str, str], workdir: Workdir) -> Child:
+        with self._map_launch_errors():
+            return await spawn(argv, env, workdir)
+
+    def _resolve_cli(self) -> None:
+        if shutil.which(self.cli_path) is None:
+            raise ProviderUnavailableError(
+                f"claude CLI not found at {self.cli_path!r}; {_NOT_FOUND_HINT}", provider=self.name, retryable=False
+            )
 
     @contextmanager
     def _map_launch_errors(self) -> Iterator[None]:
@@ -288,149 +334,40 @@ class ClaudeCLIProvider:
             ) from exc
 
 
-def render_prompt(messages: Sequence[Message]) -> str:
-    """The text written to the CLI's stdin: see `ClaudeCLIProvider` for the format."""
-    *history, last = messages
-    if not history:
-        return last.text
-    turns = "\n\n".join(f"{'Human' if m.role == 'user' else 'Assistant'}: {m.text}" for m in history)
-    return f"<transcript>\n{turns}\n</transcript>\n\n{last.text}"
-
-
-@final
-class _CLIStream:
-    """Position, model and result while one CLI stdout is decoded (sans I/O)."""
-
-    __slots__ = ("index", "model", "parts", "provider", "result", "stop_reason")
-
-    def __init__(self, provider: str, model: str) -> None:
-        self.provider = provider
-        self.model = model
-        self.index = 0
-        self.parts: list[str] = []
-        self.stop_reason: str | None = None
-        self.result: dict[str, Any] | None = None
-
-    def handle(self, line: bytes) -> StreamChunk | None:
-        """Take one stdout line; return a content chunk when it carries text."""
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return None  # the CLI may print a stray warning on stdout
-        if not isinstance(event, dict):
-            return None
-        kind = event.get("type")
-        if kind == "result":
-            self.result = event
-        elif kind == "stream_event" and isinstance(inner := event.get("event"), dict):
-            inner_kind = inner.get("type")
-            if inner_kind == "content_block_delta":
-                delta = inner.get("delta")
-                if isinstance(delta, dict) and delta.get("type") == "text_delta":
-                    return self._text(delta.get("text"))
-            elif inner_kind == "message_start":
-                message = inner.get("message")
-                if isinstance(message, dict) and isinstance(message.get("model"), str) and message["model"]:
-                    self.model = message["model"]
-            elif inner_kind == "message_delta":
-                delta = inner.get("delta")
-                if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
-                    self.stop_reason = delta["stop_reason"]
+def effort_level(request: Request) -> str | None:
+    """The CLI's `--effort` level for the request's `reasoning_effort`; None: thinking off."""
+    effort = getattr(request, "reasoning_effort", None)
+    if effort is None or effort == "none":
         return None
-
-    def _text(self, text: object) -> StreamChunk | None:
-        if not isinstance(text, str) or not text:
-            return None
-        self.parts.append(text)
-        chunk = StreamChunk(text, self.provider, self.model, self.index)
-        self.index += 1
-        return chunk
-
-    def finish(self, secrets: Sequence[str | None]) -> Iterator[StreamChunk]:
-        """The chunks that close a stream whose result line arrived, or its error."""
-        result = self.result
-        assert result is not None
-        if result.get("is_error") is not False:
-            raise self._error(result, secrets)
-        final = result.get("result")
-        streamed = "".join(self.parts)
-        # After an SSE error mid-stream the CLI asks again without streaming, so the
-        # deltas may fall short of the final text. When they are its beginning, the
-        # rest is sent; when they say something else, what was sent cannot be taken
-        # back and nothing more is sent (the final text stays in `last_result`).
-        structured = result.get("structured_output")  # with --json-schema the value comes here, not as text
-        if structured is not None and not streamed:
-            final = orjson.dumps(structured).decode()
-        if isinstance(final, str) and final.startswith(streamed) and (rest := self._text(final[len(streamed) :])):
-            yield rest
-        reason = _first_str(result.get("stop_reason"), self.stop_reason, result.get("terminal_reason")) or "end_turn"
-        yield StreamChunk("", self.provider, self.model, self.index, reason, _usage(result.get("usage")))
-
-    def _error(self, result: Mapping[str, Any], secrets: Sequence[str | None]) -> LLMException:
-        text = _first_str(result.get("result")) or "; ".join(map(str, result.get("errors") or ())) or "no detail"
-        detail = _scrub_all(text[:1000], secrets)
-        status = result.get("api_error_status")
-        if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
-            return error_for_status(
-                status,
-                f"the claude CLI reported: {detail}",
-                provider=self.provider,
-                key_hint="ANTHROPIC_API_KEY",
-                model=self.model,
-                code=_first_str(result.get("api_error_type")),
-            )
-        what = ", ".join(s for s in (_first_str(result.get("subtype")), _first_str(result.get("terminal_reason"))) if s)
-        return ProviderUnavailableError(
-            f"the claude CLI reported an error ({what or 'unknown'}): {detail}; try again or check the CLI",
-            provider=self.provider,
-        )
+    level = EFFORT_LEVELS.get(str(effort))
+    if level is None:
+        raise InvalidRequestError(f"reasoning_effort must be one of none, {', '.join(EFFORT_LEVELS)}; got {effort!r}")
+    return level
 
 
-@final
-class _Workdir:
-    """One call's private scratch directory: HOME, temp files and the child's stderr."""
+def has_visible_text(text: str) -> bool:
+    """Whether `text` has a character the CLI keeps and a reader sees (not whitespace, BOM, zero-width, control)."""
+    return any(not (ch.isspace() or unicodedata.category(ch) in _INVISIBLE) for ch in text)
 
-    __slots__ = ("home", "root", "run", "stderr", "tmp")
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.home = root / "home"
-        self.tmp = root / "tmp"
-        self.run = root / "run"
-        self.stderr = root / "stderr.log"
+def literal_blocks(text: str) -> list[dict[str, str]]:
+    """Text blocks that the CLI passes to the model as `text`, never as a slash command.
 
-    @classmethod
-    def create(cls) -> _Workdir:
-        workdir = cls(Path(tempfile.mkdtemp(prefix="llmcomm-claude-")))
-        for path in (workdir.home, workdir.tmp, workdir.run):
-            path.mkdir(mode=0o700)
-        return workdir
+    The CLI runs a message as a command when its last text block, trimmed as
+    JavaScript's `trim()` does (whitespace and U+FEFF), starts with "/". Such a text is split after its leading whitespace and slashes; both
+    blocks are non-empty and the model reads them as one text.
+    """
+    if text.lstrip(_JS_TRIMMED).startswith("/"):
+        cut = next((i for i, ch in enumerate(text) if not (ch in _JS_TRIMMED or ch == "/")), None)
+        if cut is not None:
+            return [{"type": "text", "text": text[:cut]}, {"type": "text", "text": text[cut:]}]
+    return [{"type": "text", "text": text}]
 
-    @contextmanager
-    def open_stderr(self) -> Iterator[Any]:
-        # stderr goes to a file: the child can never block on a full pipe, and no task
-        # has to drain it while the stream is being consumed.
-        with self.stderr.open("wb") as file:
-            yield file
 
-    def write_system(self, text: str) -> Path:
-        path = self.root / "system-prompt.txt"
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    def stderr_tail(self) -> str:
-        """The last non-empty line of the child's stderr, read from its last few KiB."""
-        try:
-            with self.stderr.open("rb") as file:
-                file.seek(max(0, file.seek(0, os.SEEK_END) - STDERR_TAIL_BYTES))
-                tail = file.read()
-        except OSError:
-            return ""
-        lines = [line.strip() for line in tail.decode("utf-8", "replace").splitlines() if line.strip()]
-        return lines[-1][:500] if lines else ""
-
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+def user_message_line(text: str) -> bytes:
+    """The stdin line of `--input-format stream-json` that carries `text` as the user's message."""
+    message = {"role": "user", "content": literal_blocks(text)}
+    return orjson.dumps({"type": "user", "message": message, "parent_tool_use_id": None}) + b"\n"
 
 
 async def _send_prompt(process: Process, prompt: bytes) -> None:
@@ -445,72 +382,10 @@ async def _send_prompt(process: Process, prompt: bytes) -> None:
             await process.stdin.aclose()
 
 
-async def _shutdown(process: Process, *, exit_grace: float = 0.0) -> int | None:
-    """End the child and its process group, reap it and close its pipes; its exit status.
-
-    Shielded and bounded, so it completes on every path (cancellation included) and
-    never leaves a zombie or an orphan: SIGTERM to the group, SIGKILL after
-    `TERM_GRACE`.
-    """
-    with anyio.move_on_after(SHUTDOWN_BOUND, shield=True):
-        if process.returncode is None and exit_grace > 0:
-            with anyio.move_on_after(exit_grace):
-                await process.wait()
-        if process.returncode is None:
-            _signal_group(process, signal.SIGTERM)
-            with anyio.move_on_after(TERM_GRACE):
-                await process.wait()
-        if process.returncode is None:
-            _signal_group(process, signal.SIGKILL)
-            await process.wait()
-        with suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await process.aclose()
-    return process.returncode
-
-
-def _signal_group(process: Process, sig: signal.Signals) -> None:
-    try:
-        os.killpg(process.pid, sig)  # the child leads its own group (start_new_session)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        with suppress(ProcessLookupError):
-            process.send_signal(sig)
-
-
-def _describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "closed its output but did not exit"
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = str(-returncode)
-        return f"was killed by signal {name}"
-    return f"exited with code {returncode}"
-
-
-def _stderr_note(line: str, secrets: Sequence[str | None]) -> str:
-    return f" (stderr: {_scrub_all(line, secrets)})" if line else " (stderr was empty)"
-
-
-def _scrub_all(text: str, secrets: Sequence[str | None]) -> str:
-    for secret in secrets:
-        text = scrub(text, secret)
-    return text
-
-
-def _first_str(*values: object) -> str | None:
-    return next((v for v in values if isinstance(v, str) and v), None)
-
-
-def _usage(raw: object) -> UsageInfo | None:
-    if not isinstance(raw, dict):
-        return None
-
-    def count(key: str) -> int:
-        value = raw.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-    prompt = count("input_tokens") + count("cache_creation_input_tokens") + count("cache_read_input_tokens")
-    return UsageInfo.of(prompt, count("output_tokens"))
+def render_prompt(messages: Sequence[Message]) -> str:
+    """The text written to the CLI's stdin: see `ClaudeCLIProvider` for the format."""
+    *history, last = messages
+    if not history:
+        return last.text
+    turns = "\n\n".join(f"{'Human' if m.role == 'user' else 'Assistant'}: {m.text}" for m in history)
+    return f"<transcript>\n{turns}\n</transcript>\n\n{last.text}"

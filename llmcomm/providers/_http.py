@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
@@ -15,9 +16,9 @@ import orjson
 
 from .._config import ProviderConfig
 from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
-from .._secrets import mask_url, split_credentials
+from .._secrets import mask_url, scrub, scrub_exception, split_credentials
 from .._wire._sse import OversizedMessageError
-from ._base import error_for_status, parse_retry_after, scrub, scrub_exception
+from .._wire._status import error_for_status, parse_retry_after
 
 # Enough for a thousand concurrent streams on one client; a request that cannot get
 # a connection within POOL_TIMEOUT fails with a typed error instead of hanging.
@@ -152,27 +153,47 @@ def new_http_client(
     max_connections: int = MAX_CONNECTIONS,
     pool_timeout: float = POOL_TIMEOUT,
     environ: Mapping[str, str] | None = None,
+    *,
+    proxy: str | None = None,
+    verify: bool | str | ssl.SSLContext = True,
 ) -> httpx2.AsyncClient:
-    """The pooled client one `LLMCommunication` hands to every SDK it uses.
+    """The pooled client one `LLMCommunication` sends every HTTP request over.
 
-    Proxies come from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`,
-    `NO_PROXY`, either case) as httpx2 reads them. Raises `ConfigurationError`
-    naming the variable when one cannot be used (a SOCKS proxy without the socksio
-    package, a malformed URL, an unknown scheme).
+    `proxy` (a URL: http://, https://, socks5://, socks5h://) carries every request;
+    without it, proxies come from the environment (`HTTP_PROXY`, `HTTPS_PROXY`,
+    `ALL_PROXY`, `NO_PROXY`, either case) as httpx2 reads them. `verify` is False
+    (no TLS verification), the path of a CA bundle (a file, or a directory of
+    certificates) or an `ssl.SSLContext`. Raises `ConfigurationError`
+    naming the setting when a proxy cannot be used (a SOCKS proxy without the
+    socksio package, a malformed URL, an unknown scheme).
     """
-    check_proxy_environment(os.environ if environ is None else environ)
+    if proxy is not None:
+        check_proxy_setting("proxy", proxy, "Configuration(proxy=...)")
+    else:
+        check_proxy_environment(os.environ if environ is None else environ)
     failure = None
     try:
+        if isinstance(verify, str):
+            if os.path.isdir(verify):
+                verify = ssl.create_default_context(capath=verify)
+            else:
+                verify = ssl.create_default_context(cafile=verify)
         return httpx2.AsyncClient(
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=MAX_KEEPALIVE),
             timeout=httpx2.Timeout(60.0, connect=CONNECT_TIMEOUT, pool=pool_timeout),
             follow_redirects=False,
+            proxy=proxy,
+            verify=verify,
         )
     except (ImportError, ValueError, httpx2.InvalidURL) as exc:  # a proxy setting this check does not know
         failure = type(exc).__name__
+    except (OSError, ssl.SSLError) as exc:  # a CA bundle that cannot be read
+        raise ConfigurationError(
+            f"the CA bundle given as verify= cannot be read ({type(exc).__name__}); check the path"
+        ) from None
+    setting = "Configuration(proxy=...)" if proxy is not None else "HTTP_PROXY, HTTPS_PROXY and ALL_PROXY"
     raise ConfigurationError(
-        f"the HTTP client cannot be built from the proxy settings in the environment ({failure}); "
-        "check HTTP_PROXY, HTTPS_PROXY and ALL_PROXY, or unset them"
+        f"the HTTP client cannot be built from the proxy settings ({failure}); check {setting}, or unset them"
     )
 
 
@@ -207,25 +228,33 @@ def check_proxy_environment(environ: Mapping[str, str]) -> None:
     The value is shown with its credentials masked; the message says what to do.
     """
     for name, value in proxy_variables(environ).values():
-        url = value.strip() if "://" in value else f"http://{value.strip()}"
-        shown = f"{name}={mask_url(value)!r}"
-        try:
-            parsed = httpx2.URL(url)
-            scheme, host = parsed.scheme, parsed.host
-        except (httpx2.InvalidURL, ValueError, TypeError):
-            scheme, host = "", ""
-        if not host:
-            raise ConfigurationError(f"{shown} is not a proxy URL; set it like {name}=http://host:port, or unset it")
-        if scheme not in _PROXY_SCHEMES:
-            raise ConfigurationError(
-                f"{shown} names a {scheme}:// proxy, which is not supported; use http://, https://, socks5:// "
-                f"or socks5h://, or unset {name}"
-            )
-        if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
-            raise ConfigurationError(
-                f"{shown} names a SOCKS proxy, but SOCKS support is not installed: "
-                f"pip install socksio (or 'httpx2[socks]'), or unset {name}"
-            )
+        check_proxy_setting(name, value, f"unset {name}")
+
+
+def check_proxy_setting(name: str, value: str, otherwise: str) -> None:
+    """Raise `ConfigurationError` when the proxy URL `value` (set as `name`) cannot be used.
+
+    `otherwise` ends the advice (what else the user may do). Credentials are masked.
+    """
+    url = value.strip() if "://" in value else f"http://{value.strip()}"
+    shown = f"{name}={mask_url(value)!r}"
+    try:
+        parsed = httpx2.URL(url)
+        scheme, host = parsed.scheme, parsed.host
+    except (httpx2.InvalidURL, ValueError, TypeError):
+        scheme, host = "", ""
+    if not host:
+        raise ConfigurationError(f"{shown} is not a proxy URL; set it like http://host:port, or {otherwise}")
+    if scheme not in _PROXY_SCHEMES:
+        raise ConfigurationError(
+            f"{shown} names a {scheme}:// proxy, which is not supported; use http://, https://, socks5:// "
+            f"or socks5h://, or {otherwise}"
+        )
+    if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+        raise ConfigurationError(
+            f"{shown} names a SOCKS proxy, but SOCKS support is not installed: "
+            f"pip install socksio (or 'httpx2[socks]'), or {otherwise}"
+        )
 
 
 def map_transport_error(exc: BaseException, provider: str, config: ProviderConfig) -> LLMException:

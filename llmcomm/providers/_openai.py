@@ -1,28 +1,32 @@
-"""OpenAI Chat Completions (and every compatible server) over `openai.AsyncOpenAI`.
+"""OpenAI Chat Completions (and every compatible server), sent by llmcomm itself.
 
-As for Anthropic, the SDK sends the request and maps statuses; the event stream
-is decoded by `llmcomm._wire._openai` with orjson, one dict per chunk instead of
-one pydantic model.
+As for Anthropic, the endpoint and headers come from `llmcomm._wire._requests`
+(held equal to the official SDK's by the parity test) and the event stream is
+decoded by `llmcomm._wire._openai` with orjson, one dict per chunk instead of one
+pydantic model. The SDK is not imported.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, aclosing
+from contextlib import aclosing
 from typing import Any, final
 
 import httpx2
 
 from .._config import ProviderConfig
+from .._errors import InvalidRequestError
 from .._types import ChunkBatch, Request, StreamChunk
 from .._wire._openai import OpenAIDecoder
 from .._wire._openai_body import openai_fields, openai_messages
+from .._wire._requests import encode_body
+from .._wire._status import HTTPStatusFailure
 from ._base import flatten
-from ._http import map_sdk_errors, sdk_arguments, sdk_client_options
+from ._send import HTTPTarget
 from ._streaming import read_reply
 
-#: body fields passed to the SDK by name; the rest travel in `extra_body`, as sent
-_SDK_FIELDS = frozenset({"model", "messages", "stream"})
+_WIRE = "Chat Completions"
 
 
 @final
@@ -32,14 +36,10 @@ class OpenAIProvider:
     kind = "openai"
 
     def __init__(self, config: ProviderConfig, http_client: httpx2.AsyncClient | None = None) -> None:
-        import openai  # imported here: users of other providers never pay for it
-
         self.config = config
         self.name = config.name
         self.model = config.model
-        self._sdk = openai
-        self._client = openai.AsyncOpenAI(api_key=config.api_key or "unused", **sdk_client_options(config, http_client))
-        self._owns_http_client = http_client is None
+        self._target = HTTPTarget(config, http_client, os.environ)
         # Some compatible servers reject `stream_options`; once seen, stop sending it.
         self._include_usage = True
 
@@ -47,9 +47,8 @@ class OpenAIProvider:
         return f"OpenAIProvider({self.config!r})"
 
     async def aclose(self) -> None:
-        """Close the SDK client (and its HTTP client, when it made its own)."""
-        if self._owns_http_client:
-            await self._client.close()
+        """Close the HTTP client, when this provider made its own."""
+        await self._target.aclose()
 
     def build_body(self, request: Request) -> dict[str, Any]:
         """The Chat Completions body for `request`."""
@@ -75,19 +74,22 @@ class OpenAIProvider:
         """The reply's chunks, one batch per network read (what the race forwards)."""
         body = self.build_body(request)
         model = str(body["model"])
-        create = self._client.chat.completions.with_streaming_response.create
-        with map_sdk_errors(self._sdk, self.name, self.config, model, "Chat Completions"):
-            async with AsyncExitStack() as stack:
-                try:
-                    response = await stack.enter_async_context(create(**sdk_arguments(body, _SDK_FIELDS)))
-                except self._sdk.BadRequestError as exc:
-                    if "stream_options" not in body or "stream_options" not in str(exc.body):
-                        raise
-                    self._include_usage = False
-                    del body["stream_options"]
-                    response = await stack.enter_async_context(create(**sdk_arguments(body, _SDK_FIELDS)))
-                decoder = OpenAIDecoder(self.name, model)
-                reply = read_reply(response.http_response, decoder, self.config, "Chat Completions")
-                async with aclosing(reply) as batches:  # type: ignore[type-var]
-                    async for batch in batches:
-                        yield batch
+        for attempt in range(2):
+            try:
+                async with self._target.send(encode_body(body), model, _WIRE) as response:
+                    reply = read_reply(response, OpenAIDecoder(self.name, model), self.config, _WIRE)
+                    async with aclosing(reply) as batches:  # type: ignore[type-var]
+                        async for batch in batches:
+                            yield batch
+                return
+            except InvalidRequestError as exc:
+                # Some compatible servers reject `stream_options` with a 400: send once more
+                # without it, and remember not to send it again.
+                cause = exc.__cause__
+                rejected = (
+                    isinstance(cause, HTTPStatusFailure) and cause.status == 400 and "stream_options" in cause.body
+                )
+                if attempt or "stream_options" not in body or not rejected:
+                    raise
+                self._include_usage = False
+                del body["stream_options"]

@@ -15,10 +15,11 @@ import httpx2
 
 from .._config import ProviderConfig
 from .._errors import LLMException, ProviderUnavailableError
+from .._secrets import scrub
 from .._types import ChunkBatch
 from .._wire._decoder import IncompleteStreamError, MalformedEventError, StreamDecoder, WireError
 from .._wire._sse import DEFAULT_MAX_EVENT_BYTES, OversizedMessageError
-from ._base import ERROR_TYPE_STATUS, error_for_status, scrub
+from .._wire._status import ERROR_TYPE_STATUS, error_for_status
 from ._http import drain
 
 #: what may precede a JSON document: whitespace and a byte-order mark

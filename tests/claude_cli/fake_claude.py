@@ -20,8 +20,16 @@ real CLI would, optionally records what it got, then plays the scenario named by
     result_replaced    deltas that say something else than the result text
     result_only        no deltas, only the result text
     stderr_flood       4 MiB on stderr, then a successful reply
+    max_tokens         deltas, a message_delta with stop_reason max_tokens, then (as the real
+                       CLI does) a hidden follow-up request streamed again and an error result
+    usage_error        no stdout, FAKE_CLAUDE_STDERR (a usage error) on stderr, exit 1
+    split_surrogate    an emoji's surrogate pair split over two deltas (raw JSON escapes)
+    budget_stop        deltas, then the result the spending cap gives after one response:
+                       subtype error_max_budget_usd, is_error true, no result text, zero usage
+    lost_line          one delta line that no JSON parser takes, then a result with all the text
 
 `FAKE_CLAUDE_TEXT` replaces the reply text (one delta per word). When
+`FAKE_CLAUDE_COUNT` names a file, a line is appended to it at each start. When
 `FAKE_CLAUDE_RECORD` names a file, argv, environment, stdin, pid and
 `/proc/self/cmdline` are written there as JSON before anything else happens.
 Only the standard library is used, so any `python3` runs it.
@@ -39,7 +47,7 @@ import time
 from typing import Any
 
 REQUIRED = ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
-REQUIRED_PAIRS = {"--tools": "", "--max-turns": "1", "--output-format": "stream-json"}
+REQUIRED_PAIRS = {"--tools": "", "--max-turns": "1", "--output-format": "stream-json", "--input-format": "stream-json"}
 REQUIRED_FLAGS = ["--no-session-persistence", "--strict-mcp-config", "--model"]
 SESSION = "00000000-0000-4000-8000-000000000000"
 MODEL = "fake-model-1"
@@ -70,7 +78,27 @@ def check_argv(argv: list[str]) -> str | None:
     return None
 
 
-def record(argv: list[str], prompt: str) -> None:
+def user_text(stdin: str) -> tuple[str, list[Any]]:
+    """The text of the one `user` message of `--input-format stream-json` stdin, and its blocks."""
+    lines = [json.loads(line) for line in stdin.splitlines() if line.strip()]
+    users = [line for line in lines if line.get("type") == "user"]
+    if len(users) != 1 or len(lines) != 1:
+        raise SystemExit(f"error: expected one user message on stdin, got {stdin[:200]!r}")
+    content = users[0]["message"]["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    return "".join(block["text"] for block in blocks if block.get("type") == "text"), blocks
+
+
+def system_prompt(argv: list[str]) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg.startswith("--system-prompt="):
+            return arg.partition("=")[2]
+        if arg == "--system-prompt":
+            return argv[index + 1]
+    return None
+
+
+def record(argv: list[str], prompt: str, blocks: list[Any]) -> None:
     path = os.environ.get("FAKE_CLAUDE_RECORD")
     if not path:
         return
@@ -80,8 +108,11 @@ def record(argv: list[str], prompt: str) -> None:
         "argv": argv,
         "env": dict(os.environ),
         "stdin": prompt,
+        "blocks": blocks,
+        "system": system_prompt(argv),
         "pid": os.getpid(),
         "pgid": os.getpgid(0),
+        "ppid": os.getppid(),
         "cwd": os.getcwd(),
         "cmdline": cmdline,
         "system_file": system_file(argv),
@@ -166,8 +197,15 @@ def reply(text: str) -> None:
 
 def main() -> int:
     argv = sys.argv[1:]
-    prompt = sys.stdin.read()  # to EOF: a caller that never closes stdin hangs here
-    record(argv, prompt)
+    if os.environ.get("FAKE_CLAUDE_COUNT"):
+        with open(os.environ["FAKE_CLAUDE_COUNT"], "a", encoding="utf-8") as file:
+            file.write(f"{os.getpid()}\n")
+    if os.environ.get("FAKE_CLAUDE_SCENARIO") == "usage_error":
+        sys.stderr.write(os.environ.get("FAKE_CLAUDE_STDERR", "Error: Input contained only whitespace.") + "\n")
+        return 1
+    stdin = sys.stdin.read()  # to EOF: a caller that never closes stdin hangs here
+    prompt, blocks = user_text(stdin)
+    record(argv, prompt, blocks)
     problem = check_argv(argv)
     if problem:
         sys.stderr.write(problem + "\n")
@@ -240,6 +278,47 @@ def main() -> int:
         result("A different answer")
     elif scenario == "result_only":
         result(text)
+    elif scenario == "max_tokens":
+        for word in words(text):
+            delta(word)
+        emit({"type": "assistant", "message": {"model": MODEL, "content": [{"type": "text", "text": text}]}})
+        stream_event({"type": "content_block_stop", "index": 0})
+        stream_event({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 7}})
+        stream_event({"type": "message_stop"})
+        time.sleep(0.2)  # the real CLI asks the API to continue here
+        delta("AGAIN")
+        result("exceeded the output token maximum", is_error=True)
+        return 1
+    elif scenario == "split_surrogate":
+        for piece in ("smile ", "\\ud83d", "\\ude00", " done"):
+            raw(
+                '{"type":"stream_event","event":{"type":"content_block_delta","index":0,'
+                '"delta":{"type":"text_delta","text":"' + piece + '"}}}'
+            )
+        closing(text)
+        result("smile \U0001f600 done")
+    elif scenario == "budget_stop":
+        for word in words(text):
+            delta(word)
+        closing(text)
+        emit(
+            {
+                "type": "result",
+                "subtype": "error_max_budget_usd",
+                "is_error": True,
+                "stop_reason": "end_turn",
+                "terminal_reason": "budget_exhausted",
+                "total_cost_usd": 0.0001,
+                "usage": {"output_tokens": 0},
+            }
+        )
+        return 1
+    elif scenario == "lost_line":
+        delta("Hello")
+        raw('{"type":"stream_event","event":{"type":"content_block_delta","delta":{"text":"lost')
+        delta("!")
+        closing(text)
+        result("Hello, world!")
     elif scenario == "stderr_flood":
         for _ in range(4096):
             sys.stderr.write("x" * 1023 + "\n")

@@ -157,13 +157,9 @@ def test_a_stall_ends_within_llm_timeout_as_a_call_failure(
     assert upstream.client_closed_at is not None, "the stalled upstream request was left open"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a failure puts the only provider in cooldown and the next call fails without a request; "
-    "probing a cooling provider is the routing rewrite's part of issue 13 (item 4)",
-)
 @pytest.mark.parametrize("status", [529, 401])
 def test_recovery_after_a_failure(server: FakeServer, load_app: LoadApp, status: int) -> None:
+    # The failure puts the only provider in cooldown; the next call must still reach it (a probe).
     server.default = Script(status=status, retry_after=0)
     app = load_app()
     assert chat(app)["data"]["response"].startswith("Anthropic API错误: ")

@@ -289,3 +289,34 @@ def test_shutdown_llm_services_closes_everything(server: FakeServer) -> None:
         time.sleep(0.005)
     assert upstream.client_closed_at is not None
     assert shutdown_llm_services() is True
+
+
+@pytest.mark.parametrize("switch", [None, "", "false", "0"])
+def test_no_log_file_is_created_unless_the_application_asks(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, switch: str | None
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LLM_LOG_FILE", raising=False)
+    if switch is None:
+        monkeypatch.delenv("ENABLE_LLM_SPECIAL_LOG", raising=False)
+    else:
+        monkeypatch.setenv("ENABLE_LLM_SPECIAL_LOG", switch)
+    with closing(SimpleLLMService()) as service:
+        assert service.llm_call("hi") == "Hello from llmcomm.testing."
+    assert not (tmp_path / "logs").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_log_file_switch_is_read_from_dotenv_too(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ENABLE_LLM_SPECIAL_LOG", raising=False)
+    monkeypatch.delenv("LLM_LOG_FILE", raising=False)
+    (tmp_path / ".env").write_text("ENABLE_LLM_SPECIAL_LOG=true\nLLM_LOG_FILE=llm.log\n", encoding="utf-8")
+    try:
+        with closing(SimpleLLMService()) as service:
+            response = service.generate_response([{"role": "user", "content": "hi"}])
+    finally:
+        disable_legacy_log_file()
+    assert f"[LLM-REQ-ID: {response.request_id}]" in (tmp_path / "llm.log").read_text(encoding="utf-8")

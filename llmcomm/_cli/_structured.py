@@ -20,10 +20,10 @@ from typing import Any
 
 import orjson
 
-from ._cli import UsageError
-from ._conversation import sniff_image
-from ._messages import ImagePart, Message, Part, TextPart
-from ._types import LLMResponse
+from .._conversation import sniff_image
+from .._messages import ImagePart, Message, Part, TextPart
+from .._types import LLMResponse
+from . import UsageError
 
 #: the largest image file read, in bytes (what the providers accept is smaller still)
 MAX_IMAGE_BYTES = 20 * 1024 * 1024

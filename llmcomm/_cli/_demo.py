@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import anyio
 
-from ._cli import PROG, summarize
-from ._client import LLMCommunication
-from ._config import Configuration, ProviderConfig
-from .testing import FakeServer, Script
+from .._client import LLMCommunication
+from .._config import Configuration, ProviderConfig
+from ..testing import FakeServer, Script
+from . import PROG, summarize
 
 DEFAULT_PROMPT = "What is llmcomm?"
 #: the simulated primary stays silent this long, well past the demo's fallback timeout

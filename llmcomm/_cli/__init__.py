@@ -23,8 +23,8 @@ from typing import Any, TextIO
 
 import anyio
 
-from ._client import LLMCommunication
-from ._errors import (
+from .._client import LLMCommunication
+from .._errors import (
     AllProvidersFailedError,
     AuthenticationError,
     ConfigurationError,
@@ -36,7 +36,7 @@ from ._errors import (
     RateLimitError,
     StreamInterruptedError,
 )
-from ._types import LLMResponse
+from .._types import LLMResponse
 
 PROG = "llmcomm"
 EXIT_OK = 0
@@ -56,11 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] == "providers":
-            from ._cli_providers import run_providers
+            from ._providers import run_providers
 
             return run_providers(args[1:])
         if args and args[0] == "demo":
-            from ._cli_demo import run_demo
+            from ._demo import run_demo
 
             return run_demo(args[1:])
         return _run_ask(args)
@@ -122,7 +122,7 @@ def _hint(error: LLMException) -> str:
 
 
 def _ask_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -151,7 +151,7 @@ def _ask_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="after the reply, show provider, tokens and timings on stderr"
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    from ._cli_structured import add_arguments
+    from ._structured import add_arguments
 
     add_arguments(parser)  # --json-schema FILE, --schema JSON, -i/--image PATH
     return parser
@@ -198,7 +198,7 @@ def _run_ask(argv: list[str]) -> int:
         )
         if value is not None
     }
-    from ._cli_structured import print_parsed, request_from
+    from ._structured import print_parsed, request_from
 
     messages, more = request_from(args, prompt)
     options.update(more)

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 import anyio
 
-from ._cli import PROG
-from ._client import LLMCommunication
-from ._config import Configuration, ProviderConfig
-from ._errors import LLMException
-from ._secrets import mask_secret, mask_url
+from .._client import LLMCommunication
+from .._config import Configuration, ProviderConfig
+from .._errors import LLMException
+from .._secrets import mask_secret, mask_url
+from . import PROG
 
 PROBE_PROMPT = "Reply with the single word: ok"
 

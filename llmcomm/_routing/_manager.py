@@ -1,0 +1,107 @@
+"""The provider manager: the providers of a client, its race policy, and its open calls.
+
+It holds what every call of one `LLMCommunication` shares (the ordered providers,
+`fallback_timeout`, `stream_idle_timeout`, the `RetryHandler`, the
+`CooldownTracker`, the observer) and the calls still running, so that closing the
+client ends each of them. The race itself is per call (`_race.py`, `_call.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import final
+
+import anyio
+
+from .._errors import InvalidRequestError
+from .._events import NullObserver, Observer
+from .._types import Request
+from ..providers._base import BaseProvider
+from ._background import Background
+from ._breaker import CooldownTracker
+from ._call import Call
+from ._retry import RetryHandler
+
+
+@final
+class ProviderManager:
+    """Serves calls from an ordered set of providers, racing them as DESIGN.md describes.
+
+    `fallback_timeout` and `stream_idle_timeout` are seconds; `retry` and
+    `cooldown` are the policies (defaults: `RetryHandler()`, `CooldownTracker()`).
+    """
+
+    def __init__(
+        self,
+        providers: Sequence[BaseProvider],
+        *,
+        fallback_timeout: float = 2.0,
+        stream_idle_timeout: float = 60.0,
+        retry: RetryHandler | None = None,
+        cooldown: CooldownTracker | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.providers = tuple(providers)
+        self.fallback_timeout = fallback_timeout
+        self.stream_idle_timeout = stream_idle_timeout
+        self.retry = retry or RetryHandler()
+        self.cooldown = cooldown or CooldownTracker()
+        self.observer: Observer = observer or NullObserver()
+        #: set once the owning client closes: new calls are refused
+        self.closed = False
+        #: where calls dropped without being closed are closed (set by the owning client)
+        self.background: Background | None = None
+        self._by_name = {p.name: p for p in self.providers}
+        self._calls: set[Call] = set()
+
+    def __repr__(self) -> str:
+        names = ", ".join(p.name for p in self.providers)
+        return f"ProviderManager([{names}], fallback_timeout={self.fallback_timeout})"
+
+    def select(self, provider: str | None) -> tuple[BaseProvider, ...]:
+        """The providers a call may use: all, or the one it names (`InvalidRequestError` if unknown)."""
+        if provider is None:
+            return self.providers
+        if not isinstance(provider, str):
+            raise InvalidRequestError(f"provider must be a provider's name (a str), got {type(provider).__name__}")
+        try:
+            return (self._by_name[provider],)
+        except KeyError:
+            raise InvalidRequestError(
+                f"unknown provider {provider!r}; configured providers are {sorted(self._by_name)}"
+            ) from None
+
+    def call(self, request: Request, provider: str | None, timeout: float) -> Call:
+        """A new call of `request` (it starts on its first `next_batch()`)."""
+        providers = self.select(provider)
+        return Call(self, request, providers, timeout, forced=provider is not None and len(self.providers) > 1)
+
+    def register(self, call: Call) -> None:
+        """Count `call` as running (it starts), so that `aclose()` ends it."""
+        self._calls.add(call)
+
+    def unregister(self, call: Call) -> None:
+        """`call` is over."""
+        self._calls.discard(call)
+
+    def reap(self, call: Call) -> None:
+        """Close `call`, dropped unclosed, in a background task; safe from any thread."""
+        if self.background is not None and call.running:
+            self.background.start_soon(call.aclose, name="llmcomm close a dropped stream")
+
+    @property
+    def open_calls(self) -> int:
+        """How many calls are running."""
+        return len(self._calls)
+
+    async def aclose(self) -> None:
+        """Refuse new calls and end every running one, each with its upstream closed."""
+        self.closed = True
+        while self._calls:
+            calls = list(self._calls)
+            with anyio.CancelScope(shield=True):
+                async with anyio.create_task_group() as tg:
+                    for call in calls:
+                        tg.start_soon(call.aclose)
+            for call in calls:
+                self._calls.discard(call)

@@ -1,0 +1,121 @@
+"""Real processes share one Redis: 8 workers, half on asyncio and half on trio (tests/fleet/_child.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from llmcomm._routing._state._types import LEASE_TTL, burst, refill_rate
+
+from .conftest import RedisServer
+
+CHILD = str(Path(__file__).with_name("_child.py"))
+WORKERS = 8
+#: how long a child may take to answer one command, in seconds
+ANSWER_TIMEOUT = 20.0
+
+
+def backend_of(index: int) -> str:
+    return "asyncio" if index % 2 == 0 else "trio"
+
+
+@contextmanager
+def children(url: str, mode: str, seed: str, *args: str) -> Iterator[list[subprocess.Popen[str]]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, CHILD, url, backend_of(i), mode, seed, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(WORKERS)
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.stdin and not proc.stdin.closed:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=ANSWER_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            if proc.stdout:
+                proc.stdout.close()
+
+
+def answer(proc: subprocess.Popen[str]) -> Any:
+    stream: IO[str] | None = proc.stdout
+    assert stream is not None
+    line = stream.readline()  # each child answers within seconds; the finally above bounds a stuck one
+    assert line, f"child {proc.pid} ended without answering (exit {proc.poll()})"
+    return json.loads(line)
+
+
+def ask(proc: subprocess.Popen[str], command: str) -> Any:
+    assert proc.stdin is not None
+    proc.stdin.write(command + "\n")
+    proc.stdin.flush()
+    return answer(proc)
+
+
+@pytest.mark.timeout(120)
+def test_the_breaker_opens_after_the_failures_in_total_not_per_process(redis: RedisServer) -> None:
+    with children(redis.url, "breaker", uuid.uuid4().hex) as procs:
+        assert all(answer(proc)["ready"] for proc in procs)
+        assert ask(procs[0], "fail") == {"failures": 1, "open": False}
+        assert ask(procs[5], "fail") == {"failures": 2, "open": False}
+        assert [ask(proc, "state")["open"] for proc in procs] == [False] * WORKERS
+        assert ask(procs[3], "fail") == {"failures": 3, "open": True}  # the third failure of the fleet
+        assert [ask(proc, "state")["open"] for proc in procs] == [True] * WORKERS
+
+
+@pytest.mark.timeout(120)
+def test_workers_that_all_fail_stop_together(redis: RedisServer) -> None:
+    """Each worker alone would send 3 failing requests (24 in all); together they stop near 3."""
+    with children(redis.url, "race", uuid.uuid4().hex, "3", str(time.time() + 3.0)) as procs:
+        answers = [answer(proc) for proc in procs]
+    assert not any(a["redis_failed"] for a in answers), answers
+    sent = [a["sent"] for a in answers]
+    # at most one request per other worker was already under way when the third failure landed
+    assert 3 <= sum(sent) <= 3 + WORKERS - 1, sent
+
+
+@pytest.mark.timeout(120)
+def test_a_requests_budget_holds_across_eight_processes(redis: RedisServer) -> None:
+    rpm, seconds = 600, 6.0
+    start = time.time() + 4.0  # every child is connected by then, unless the machine is very busy
+    with children(redis.url, "budget", uuid.uuid4().hex, str(rpm), str(start), str(seconds)) as procs:
+        answers = [answer(proc) for proc in procs]
+    assert not any(a["redis_failed"] for a in answers)
+    granted = sorted(t for a in answers for t in a["granted"])
+    capacity, rate = burst(rpm), refill_rate(rpm)
+    assert len(granted) <= capacity + rate * seconds + 1
+    # the fleet uses its budget, over the time all of its processes were running (a loaded machine
+    # may start some late)
+    together = start + seconds - max(a["began"] for a in answers)
+    assert len(granted) >= 0.8 * (capacity + rate * together), (len(granted), together)
+    # no window holds more than the bucket allows: its burst plus the refill over the window and
+    # the lease time (a leased unit is spent up to LEASE_TTL after it left the bucket), +1 and
+    # 20 ms for the time between Redis granting and the child noting it
+    reach = LEASE_TTL + 0.02
+    end = 0
+    for first, at in enumerate(granted):
+        for window in (0.5, 1.0, 3.0, 6.0):
+            end = first
+            while end < len(granted) and granted[end] < at + window:
+                end += 1
+            assert end - first <= capacity + rate * (window + reach) + 1, (window, end - first)
+    print(
+        f"\n{len(granted)} requests granted in {seconds:g} s ({together:.2f} s with all {WORKERS} processes running), rpm={rpm}"
+    )
