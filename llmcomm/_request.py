@@ -31,6 +31,11 @@ def new_request_id() -> str:
 def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Request:
     """Validate a prompt or message list and the call options into a `Request`."""
     unknown = set(options) - CALL_OPTIONS
+    if "output_retries" in unknown:  # generate_response takes it out; a stream cannot ask again
+        raise InvalidRequestError(
+            "output_retries applies to generate_response and run_tools; a stream is validated once, at its end: "
+            "drop output_retries here"
+        )
     if unknown:
         raise InvalidRequestError(
             f"unknown option(s) {sorted(unknown)}; use {sorted(CALL_OPTIONS)} (provider-specific fields go in extra={{...}})"

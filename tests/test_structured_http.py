@@ -225,3 +225,10 @@ async def test_a_failing_retry_moves_on_and_earlier_failed_providers_are_not_ask
         response = await llm.generate_response("City?", response_format=City)
     assert response.provider == "c" and response.parsed == City(name="Oslo", population=709000)
     assert [r.path for r in server.requests] == ["/v1/messages", "/v1/messages", "/v1/chat/completions"]
+
+
+async def test_a_stream_refuses_output_retries_before_io(server: FakeServer) -> None:
+    async with LLMCommunication(config(provider(server, "openai"))) as llm:
+        with pytest.raises(InvalidRequestError, match="a stream is validated once"):
+            llm.generate_stream("x", response_format=City, output_retries=1)
+    assert server.requests == []
