@@ -97,7 +97,7 @@ async def run_tools(
     for item in tools:
         if callable(item) and not isinstance(item, Tool):
             tool = Tool.from_function(item)
-            functions[tool.name] = item
+            functions[tool.name] = _validating(item)
             offered.append(tool)
         else:
             offered.append(item)
@@ -169,8 +169,30 @@ async def _run_one(tool_call: ToolCall, functions: Mapping[str, Callable[..., An
             if inspect.isawaitable(value):
                 value = await value
     except Exception as exc:  # the model sees the failure and may try otherwise
-        return f"error: {type(exc).__name__}: {exc}", True
+        return _failure(exc, function), True
     return _as_text(value), False
+
+
+def _validating(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` with its arguments checked (and coerced) against its type hints, as its schema says."""
+    from pydantic import validate_call
+
+    try:
+        return validate_call(function)
+    except Exception:  # a callable pydantic cannot wrap is called as it is
+        return function
+
+
+def _failure(exc: Exception, function: Callable[..., Any]) -> str:
+    errors = getattr(exc, "errors", None)
+    # pydantic names the function in the title of an argument error; an error from inside the tool names its model
+    names = {getattr(function, "__name__", None), getattr(function, "__qualname__", None)}
+    if type(exc).__module__.startswith("pydantic") and callable(errors) and getattr(exc, "title", None) in names:
+        from ._structured import describe_errors
+
+        found = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in errors(include_url=False)]
+        return f"error: invalid arguments: {describe_errors(found)}; call the tool again with arguments matching its schema"
+    return f"error: {type(exc).__name__}: {exc}"
 
 
 def _as_text(value: object) -> str:

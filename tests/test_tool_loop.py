@@ -184,3 +184,31 @@ def test_the_blocking_facade_runs_the_loop() -> None:
             response = llm.run_tools("How many?", tools=[population])
         assert response.content == "709000"
         assert [m.role for m in response.messages] == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_arguments_are_checked_against_the_type_hints(server: FakeServer, kind: Kind) -> None:
+    class Spec(pydantic.BaseModel):
+        size: int
+
+    def scale(factor: int, label: str = "x") -> str:
+        """Scale by an integer factor."""
+        Spec.model_validate({"size": "not a number"} if factor == 7 else {"size": factor})
+        return f"{label}*{factor * 2}"
+
+    server.enqueue(
+        Script(
+            blocks=(
+                ("tool_use", "scale", '{"factor": "3"}'),  # coerced to 3
+                ("tool_use", "scale", '{"factor": "many", "extra": 1}'),  # refused before the call
+                ("tool_use", "scale", '{"factor": 7}'),  # fails inside the tool
+            )
+        ),
+        Script(text="done"),
+    )
+    async with LLMCommunication(config(provider(server, kind))) as llm:
+        response = await llm.run_tools("scale", tools=[scale])
+    coerced, refused, inner = (m for m in response.messages if m.role == "tool")
+    assert (coerced.content, coerced.is_error) == ("x*6", False)
+    assert refused.is_error and str(refused.content).startswith("error: invalid arguments: factor: Input should be")
+    assert "extra: Unexpected keyword argument" in str(refused.content)
+    assert inner.is_error and str(inner.content).startswith("error: ValidationError: 1 validation error for Spec")
