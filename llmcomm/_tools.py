@@ -76,8 +76,10 @@ async def run_tools(
     `tools` holds functions (sync ones run in a worker thread, async ones are
     awaited; the calls of one step run concurrently), `Tool`s and OpenAI tool
     dicts (offered, but with no function to run: a call to one gets an error
-    result). A tool that raises, or arguments that are not JSON, go back to the
-    model as an error result and the loop goes on. Each step goes first to the
+    result). A function's arguments are checked (and coerced) against its type
+    hints with pydantic. A tool that raises, and arguments that are not JSON or
+    do not match, go back to the model as an error result and the loop goes on.
+    Each step goes first to the
     provider that served the previous one, then, if that fails, to the usual
     race. Returns the last reply, with the whole exchange in `messages`.
 
