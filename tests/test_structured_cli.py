@@ -68,3 +68,17 @@ def test_streamed_text_is_not_repeated_by_structured_output() -> None:
     result = {"type": "result", "is_error": False, "result": '{"a": 1}', "structured_output": {"a": 1}}
     stream.handle(orjson.dumps(result))
     assert "".join(c.text for c in stream.finish([])) == ""
+
+
+def test_a_structured_output_tool_call_in_the_assistant_line_is_the_reply() -> None:
+    stream = CLIStream("cli", "m")
+    block = {"type": "tool_use", "id": "t1", "name": "StructuredOutput", "input": {"name": "Oslo", "population": 1}}
+    stream.handle(orjson.dumps({"type": "assistant", "message": {"content": [block]}}))
+    stop = {"type": "message_delta", "delta": {"stop_reason": "tool_use"}}
+    stream.handle(orjson.dumps({"type": "stream_event", "event": stop}))
+    # the one-response spending cap stops the CLI before it runs the tool: no structured_output in the result
+    result = {"type": "result", "subtype": "error_max_budget_usd", "is_error": True, "stop_reason": None}
+    stream.handle(orjson.dumps(result))
+    chunks = list(stream.finish([]))
+    assert json.loads("".join(c.text for c in chunks)) == {"name": "Oslo", "population": 1}
+    assert chunks[-1].finish_reason == "stop"

@@ -21,6 +21,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _USAGE_ERROR = re.compile(r"^error(?::| parsing)", re.IGNORECASE)
 _UNKNOWN_OPTION = re.compile(r"unknown option|unknown command|too many arguments", re.IGNORECASE)
 
+#: the tool through which the CLI has the model answer when --json-schema is given
+STRUCTURED_OUTPUT_TOOL = "StructuredOutput"
+
 
 def loads_lenient(line: bytes) -> object:
     """Parse one JSON line as the CLI wrote it; `ValueError` when it is not JSON at all.
@@ -59,6 +62,7 @@ class CLIStream:
         "result",
         "started",
         "stop_reason",
+        "structured",
         "truncated",
         "undecodable",
     )
@@ -77,6 +81,7 @@ class CLIStream:
         self.undecodable = 0  # lines that looked like JSON objects and could not be decoded
         self.input_usage: dict[str, Any] = {}
         self.output_tokens = 0
+        self.structured: str | None = None  # with --json-schema: the value the model gave, as JSON text
 
     def handle(self, line: bytes) -> StreamChunk | None:
         """Take one stdout line; return a content chunk when it carries text."""
@@ -98,6 +103,11 @@ class CLIStream:
             if isinstance(content, list):
                 parts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
                 self.assistant_text = "".join(p for p in parts if isinstance(p, str))
+                # With --json-schema the model answers by calling the CLI's own StructuredOutput tool.
+                for block in content:
+                    if isinstance(block, dict) and block.get("type") == "tool_use":
+                        if block.get("name") == STRUCTURED_OUTPUT_TOOL and isinstance(block.get("input"), dict):
+                            self.structured = orjson.dumps(block["input"]).decode()
         elif kind == "stream_event" and isinstance(inner := event.get("event"), dict):
             return self._stream_event(inner)
         return None
@@ -183,9 +193,10 @@ class CLIStream:
             raise self._error(result, secrets)
         final = self.assistant_text if one_response else result.get("result")
         streamed = "".join(self.parts)
-        structured = result.get("structured_output")  # with --json-schema the value comes here, not as text
-        if structured is not None and not streamed and not self.pending:
-            final = orjson.dumps(structured).decode()
+        if result.get("structured_output") is not None:  # with --json-schema the value comes here, not as text
+            self.structured = orjson.dumps(result["structured_output"]).decode()
+        if self.structured is not None and not streamed and not self.pending:
+            final = self.structured
         if isinstance(final, str):
             final = repair_surrogates(final)
             if self.pending and final.startswith(streamed):
@@ -207,6 +218,8 @@ class CLIStream:
                 provider=self.provider,
             )
         reason = _first_str(result.get("stop_reason"), self.stop_reason, result.get("terminal_reason")) or "end_turn"
+        if self.structured is not None and not self.truncated:  # the StructuredOutput call is the whole answer
+            reason = "end_turn"
         usage = self._stream_usage() if one_response else usage_of(result.get("usage"))
         yield StreamChunk(
             "", self.provider, self.model, self.index, normalise_finish_reason(reason), usage, raw_finish_reason=reason
