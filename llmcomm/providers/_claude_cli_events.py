@@ -105,9 +105,13 @@ class CLIStream:
                 self.assistant_text = "".join(p for p in parts if isinstance(p, str))
                 # With --json-schema the model answers by calling the CLI's own StructuredOutput tool.
                 for block in content:
-                    if isinstance(block, dict) and block.get("type") == "tool_use":
-                        if block.get("name") == STRUCTURED_OUTPUT_TOOL and isinstance(block.get("input"), dict):
-                            self.structured = orjson.dumps(block["input"]).decode()
+                    if (
+                        isinstance(block, dict)
+                        and block.get("type") == "tool_use"
+                        and block.get("name") == STRUCTURED_OUTPUT_TOOL
+                        and isinstance(block.get("input"), dict)
+                    ):
+                        self.structured = orjson.dumps(block["input"]).decode()
         elif kind == "stream_event" and isinstance(inner := event.get("event"), dict):
             return self._stream_event(inner)
         return None
