@@ -232,3 +232,16 @@ async def test_a_stream_refuses_output_retries_before_io(server: FakeServer) -> 
         with pytest.raises(InvalidRequestError, match="a stream is validated once"):
             llm.generate_stream("x", response_format=City, output_retries=1)
     assert server.requests == []
+
+
+def test_a_blocking_stream_validates_at_its_end() -> None:
+    with FakeServer() as fake:
+        fake.enqueue(Script(text=GOOD), Script(text="nope"))
+        with SyncLLMCommunication(config(provider(fake, "anthropic"))) as llm:
+            with llm.generate_stream("City?", response_format=City) as stream:
+                assert "".join(chunk.text for chunk in stream) == GOOD
+            assert stream.response is not None
+            assert stream.response.parsed == City(name="Oslo", population=709000)
+            with pytest.raises(OutputValidationError), llm.generate_stream("City?", response_format=City) as bad:
+                for _ in bad:
+                    pass
