@@ -62,6 +62,8 @@ class LLMCommunication:
     ) -> None:
         self.config = config if config is not None else Configuration.from_env()
         self.config.require_providers()
+        #: what a key of `extra` may name to aim its fields at one provider (or kind) only
+        self._extra_targets = frozenset(str(getattr(p, "name", "")) for p in self.config.providers) - {""}
         #: counters and percentiles of this client's calls
         self.metrics = Metrics()
         #: the hooks told of this client's calls
@@ -207,10 +209,9 @@ class LLMCommunication:
         assert call.response is not None
         return call.response
 
-    @staticmethod
-    def _request(prompt_or_messages: object, options: dict[str, Any]) -> Request:
+    def _request(self, prompt_or_messages: object, options: dict[str, Any]) -> Request:
         try:
-            return build_request(prompt_or_messages, options)
+            return build_request(prompt_or_messages, options, self._extra_targets)
         except LLMException as exc:  # refused before any I/O, but still traceable by its id
             given = options.get("request_id")
             exc.request_id = exc.request_id or (given if isinstance(given, str) and given.strip() else new_request_id())

@@ -258,9 +258,7 @@ class Configuration:
         # URLs that may carry credentials are masked; header values are not shown at all.
         masked = {"shared_state", "proxy", "extra_headers"}
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in masked]
-        for name in ("proxy", "shared_state"):
-            if (url := getattr(self, name)) is not None:
-                shown.append(f"{name}={mask_url(url)!r}")
+        shown += [f"{name}={mask_url(url)!r}" for name in ("proxy", "shared_state") if (url := getattr(self, name))]
         if self.extra_headers:
             shown.append(f"extra_headers=[{', '.join(repr(name) for name in self.extra_headers)}]")
         return f"Configuration({', '.join(shown)})"

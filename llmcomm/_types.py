@@ -308,6 +308,8 @@ class Attempt:
     error: str | None = None
     seconds: float = 0.0
     time_to_first_token: float | None = None
+    #: hint options (`temperature`, `top_p`, `seed`, `user`) the provider's model does not take, left out
+    dropped: tuple[str, ...] = ()
 
 
 @final
@@ -352,8 +354,10 @@ class Request:
     `system` holds the system text gathered from system messages and the `system=`
     option; `messages` holds only user, assistant and tool turns. `tools`,
     `tool_choice`, `parallel_tool_calls`, `reasoning_effort` and `cache` (a
-    prompt-cache breakpoint after the system text) are the conversation options. `model` and
-    `max_tokens` are None when the provider's configured values apply.
+    prompt-cache breakpoint after the system text) are the conversation options.
+    `temperature`, `top_p`, `seed` and `user` are hints, left out of a body whose model
+    does not take them; `stop` is a requirement. `model` and `max_tokens` are None when
+    the provider's configured values apply.
     """
 
     messages: tuple[Message, ...]
@@ -369,3 +373,9 @@ class Request:
     reasoning_effort: str | None = None
     cache: bool = False
     system_cache: bool = False
+    stop: tuple[str, ...] = ()
+    top_p: float | None = None
+    seed: int | None = None
+    user: str | None = None
+    #: `extra` fields for one provider (by name) or one kind only, deep-merged into its body
+    extra_for: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, Final, final
 
 from .._errors import AllProvidersFailedError, LLMException
-from .._events import Observer
+from .._events import REJECTED, Observer
 from .._types import LLMResponse, Request
 from ._hooks import HookEvent, HookKind, HookRunner, Hooks, Spawner
 from ._logging import content_logging_enabled, logger
@@ -242,8 +242,11 @@ class Observability:
                     "llmcomm.fallback",
                     {"llmcomm.provider": from_provider, "llmcomm.to_provider": to_provider, "llmcomm.reason": reason},
                 )
-            if logger.isEnabledFor(_INFO):
-                logger.info(
+            # A request the provider rejected is a fallback every such call pays for: say so louder.
+            level = logging.WARNING if reason.startswith(REJECTED) else _INFO
+            if logger.isEnabledFor(level):
+                logger.log(
+                    level,
                     "LLM request %s: falling back from %s to %s (%s)",
                     request.request_id,
                     from_provider,

@@ -23,8 +23,10 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._capabilities import skip_unsupported
-from .._errors import AllProvidersFailedError, LLMException, ProviderUnavailableError
+from .._errors import AllProvidersFailedError, InvalidRequestError, LLMException, ProviderUnavailableError
+from .._events import REJECTED
 from .._types import Attempt
+from .._wire._options import request_dropped
 from ..providers._base import BaseProvider
 from ._attempt import AttemptState, provider_timeout, run_attempt
 from ._guard import aclose_quietly, notify
@@ -118,6 +120,8 @@ def _launch(
     # call's deadline comes first, the call's scope is all it needs.
     scoped = not alone or now + provider_timeout(provider) < call.deadline
     attempt = AttemptState(provider, reason, now, scoped=scoped)
+    request = call.request
+    attempt.dropped = request_dropped(request, getattr(provider, "kind", None), request.model or provider.model)
     call.attempts.append(attempt)
     notify(manager.observer.attempt_start, call.request, provider.name, provider.model, reason)
     return attempt
@@ -198,7 +202,7 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
         round_failures.append(attempt)
         if pending:
             nxt = pending.popleft()
-            notify(manager.observer.fallback, call.request, attempt.provider.name, nxt.name, type(error).__name__)
+            notify(manager.observer.fallback, call.request, attempt.provider.name, nxt.name, fallback_reason(error))
             hedge_at = launch(nxt, "fallback")
             continue
         if running:
@@ -232,3 +236,16 @@ def final_error(call: Call) -> LLMException:
     if len(tried) == 1:
         return call.errors[-1]
     return AllProvidersFailedError(call.errors, request_id=call.request.request_id)
+
+
+def fallback_reason(error: LLMException) -> str:
+    """Why the race moved on: the error's class, and for a rejected request the provider's own words.
+
+    A request one provider rejects (a 400 for a field only another kind takes, say)
+    and another then serves is a doomed request paid on every call: the observer logs
+    such a fallback at WARNING, with the provider's message.
+    """
+    if isinstance(error, InvalidRequestError):
+        status = f" (HTTP {error.status_code})" if error.status_code else ""
+        return f"{REJECTED}{status}: {error.message}"
+    return type(error).__name__
