@@ -17,7 +17,7 @@ from ._errors import ConfigurationError
 from ._secrets import check_sendable, mask_secret, mask_url
 
 if TYPE_CHECKING:
-    from ._routing import CooldownTracker, RetryHandler
+    from ._routing import AdaptiveHedge, CooldownTracker, RetryHandler
     from .providers._base import BaseProvider
 
 ProviderKind = Literal["anthropic", "openai", "claude_cli"]
@@ -32,6 +32,10 @@ DEFAULT_MAX_TOKENS = 4096
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_FALLBACK_TIMEOUT = 2.0
 DEFAULT_STREAM_IDLE_TIMEOUT = 60.0
+#: the hedge rules `Configuration(hedge=...)` names
+HEDGE_MODES: tuple[str, ...] = ("fixed", "adaptive")
+#: what a provider can take (DESIGN Part 2, "Capabilities and routing")
+CAPABILITIES: frozenset[str] = frozenset(("tools", "images", "documents", "response_format", "reasoning", "prefill"))
 
 #: the characters of an HTTP header name (RFC 9110 token)
 _HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -87,6 +91,11 @@ class ProviderConfig:
     `auth_header` names the header that carries `api_key` for a gateway that wants
     another than the kind's own (`"x-api-key"`, `"api-key"`; `"authorization"`
     sends `Bearer <key>`); None sends what the official SDK of the kind sends.
+    `capabilities`, a set of names from `tools`, `images`, `documents`,
+    `response_format`, `reasoning`, `prefill`, replaces the kind's default set
+    (None keeps it); no kind has `prefill` by default: declare it for a model or
+    server that accepts a partial assistant turn to continue. Raises
+    `ConfigurationError` for an unknown kind, capability or a non-positive limit.
     """
 
     name: str
@@ -100,12 +109,25 @@ class ProviderConfig:
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     auth_header: str | None = None
+    capabilities: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigurationError(
                 f"unknown provider kind {self.kind!r} for provider {self.name!r}; use one of {', '.join(KINDS)}"
             )
+        if self.capabilities is not None:
+            names: object = self.capabilities
+            if isinstance(names, str) or not isinstance(names, Iterable):
+                raise ConfigurationError(
+                    f"capabilities of provider {self.name!r} must be a set of names, like {{'prefill'}}"
+                )
+            given = frozenset(names)
+            if unknown := sorted(map(str, given - CAPABILITIES)):
+                raise ConfigurationError(
+                    f"unknown capabilities {unknown} for provider {self.name!r}; use names from {sorted(CAPABILITIES)}"
+                )
+            object.__setattr__(self, "capabilities", given)
         if not self.model:
             object.__setattr__(self, "model", DEFAULT_MODELS[self.kind])
         if self.max_tokens <= 0:
@@ -142,6 +164,13 @@ class Configuration:
     `retry_*` and `cooldown_*` settings. `max_connections` bounds the HTTP connection pool shared by the
     HTTP providers; a request that finds no free connection within `pool_timeout`
     fails with `ProviderUnavailableError` instead of waiting.
+
+    `hedge` chooses when a silent provider gets a backup raced beside it:
+    `"fixed"` (the default) after `fallback_timeout`; `"adaptive"` at the running
+    provider's observed p95 time to first token, under a hedge budget, or an
+    `AdaptiveHedge(...)` with its own parameters (README, "Hedging").
+    `continue_on_interrupt=True` lets a stream that breaks after its first chunk go
+    on from the next provider with the `prefill` capability (never by default).
     """
 
     providers: Sequence[ProviderConfig | BaseProvider] = ()
@@ -158,9 +187,20 @@ class Configuration:
     pool_timeout: float = 10.0
     retry: RetryHandler | None = None
     cooldown: CooldownTracker | None = None
+    hedge: Literal["fixed", "adaptive"] | AdaptiveHedge = "fixed"
+    continue_on_interrupt: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
+        if isinstance(self.hedge, str):
+            if self.hedge not in HEDGE_MODES:
+                raise ConfigurationError(
+                    f"hedge must be 'fixed' or 'adaptive' (or an AdaptiveHedge), got {self.hedge!r}"
+                )
+        elif type(self.hedge).__name__ != "AdaptiveHedge":  # the class is imported lazily, with routing
+            raise ConfigurationError(
+                f"hedge must be 'fixed' or 'adaptive' (or an AdaptiveHedge), got {type(self.hedge).__name__}"
+            )
         for name in ("fallback_timeout", "stream_idle_timeout", "timeout", "pool_timeout"):
             if not getattr(self, name) > 0:  # also refuses NaN
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")

@@ -9,7 +9,7 @@ from typing import Any, Literal, final
 Role = Literal["system", "user", "assistant"]
 ROLES: frozenset[str] = frozenset(("system", "user", "assistant"))
 
-AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown"]
+AttemptOutcome = Literal["won", "failed", "cancelled", "continued", "skipped-cooldown"]
 
 
 @final
@@ -219,13 +219,22 @@ def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChu
 @final
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """What happened to one provider while serving one call."""
+    """What happened to one provider while serving one call.
+
+    `outcome` "continued" marks the attempt that went on with a reply another
+    provider's broken stream had started (`Configuration(continue_on_interrupt=True)`).
+    `reason` says why the attempt started: "first", "fallback" (the one before
+    failed), "retry", "continue", or, for a hedge, its rule and delay
+    ("hedge-fixed 2 s", "hedge-p95 0.41 s", "hedge-warmup 2 s", "hedge-floor 0.25 s",
+    "hedge-cap 2 s"); empty for a skipped provider.
+    """
 
     provider: str
     outcome: AttemptOutcome
     error: str | None = None
     seconds: float = 0.0
     time_to_first_token: float | None = None
+    reason: str = ""
 
 
 @final
@@ -245,6 +254,9 @@ class LLMResponse:
     finish_reason: str | None = None
     time_to_first_token: float | None = None
     attempts: tuple[Attempt, ...] = ()
+    #: True when the reply was continued on another provider after its stream broke
+    #: (`Configuration(continue_on_interrupt=True)`; the seam is in `attempts`)
+    continued: bool = False
 
 
 @final
