@@ -158,7 +158,7 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
     retries = 0
     fallback_timeout = manager.fallback_timeout
     policy = manager.hedge
-    hedged: list[AttemptState] = []  # attempts a hedge was started beside
+    hedged: list[tuple[AttemptState, float]] = []  # attempts a hedge was started beside, and when
     hedge_reason = ""
     if policy is not None:
         policy.budget.call(call.clock())
@@ -194,7 +194,7 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
                         hedge_at = math.inf  # budget spent: wait for a reply or a failure (logged once)
                         continue
                     nxt = pending.popleft()
-                    hedged += running
+                    hedged += [(a, now) for a in running]
                     notify(
                         manager.observer.fallback,
                         call.request,
@@ -232,15 +232,23 @@ def _key(call: Call, provider: BaseProvider) -> tuple[str, str]:
     return provider.name, call.request.model or provider.model
 
 
-def _observe(policy: AdaptiveHedge | None, call: Call, winner: AttemptState, hedged: list[AttemptState]) -> None:
-    """Feed the hedge statistics: the winner's time to first progress, and, for each attempt a
-    hedge was started beside that is still silent, the time it waited (a lower bound of its own)."""
+def _observe(
+    policy: AdaptiveHedge | None, call: Call, winner: AttemptState, hedged: list[tuple[AttemptState, float]]
+) -> None:
+    """Feed the hedge statistics: the winner's time to first progress, and, for each attempt that
+    was hedged and is still silent, how long it had been silent when the hedge started.
+
+    That is a lower bound of its own time, which keeps the slow tail in the window (without it
+    the p95 would sink to the fast replies and every slow call would be hedged twice over);
+    it is not the time it waited until the winner came, which would feed the backup's speed
+    back into the primary's p95 and ratchet it up to `fallback_timeout`.
+    """
     if policy is None or winner.first_at is None:
         return
     policy.observe(_key(call, winner.provider), winner.first_at - winner.started, winner.first_at)
-    for attempt in hedged:
+    for attempt, hedged_at in hedged:
         if attempt is not winner and attempt.first_at is None and attempt.error is None:
-            policy.observe(_key(call, attempt.provider), winner.first_at - attempt.started, winner.first_at)
+            policy.observe(_key(call, attempt.provider), hedged_at - attempt.started, winner.first_at)
 
 
 def _next_round(
