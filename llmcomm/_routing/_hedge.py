@@ -107,12 +107,14 @@ class InProcessStats:
 class HedgeBudget:
     """Extra attempts at most `share` of the calls of the last `window` seconds (at least `minimum`).
 
-    `minimum` hedges are allowed in any window whatever the traffic, so a quiet
-    client still hedges. Says once in the log when it runs out, and once when it
+    `minimum` hedges are allowed in any window whatever the traffic (a burst, as
+    gRPC's retry throttle starts with a full bucket), so a quiet client still
+    hedges and a cold start is not starved; above `minimum / share` calls per
+    window (100 a minute by default) the share alone decides. Says once in the log when it runs out, and once when it
     allows hedges again. Memory: one timestamp per call and per hedge of the window.
     """
 
-    def __init__(self, share: float = 0.10, window: float = 60.0, minimum: int = 3) -> None:
+    def __init__(self, share: float = 0.10, window: float = 60.0, minimum: int = 10) -> None:
         self.share = share
         self.window = window
         self.minimum = minimum
@@ -196,7 +198,7 @@ class AdaptiveHedge:
         max_age: float = 600.0,
         budget_share: float = 0.10,
         budget_window: float = 60.0,
-        budget_minimum: int = 3,
+        budget_minimum: int = 10,
         stats: HedgeStats | None = None,
     ) -> None:
         if min_samples < 1 or window < min_samples:
