@@ -251,3 +251,19 @@ async def test_a_failure_still_falls_back_at_once_when_the_budget_is_spent() -> 
     assert response.provider == "backup"
     assert backup.started[0] - t0 == exactly(0.7)
     assert [a.reason for a in response.attempts] == ["first", "fallback"]
+
+
+async def test_with_three_providers_each_silent_one_leaves_one_sample() -> None:
+    policy = AdaptiveHedge(min_samples=1, window=10)
+    primary = Scripted("primary", [3600])
+    second = Scripted("second", [3600])
+    third = Scripted("third", fast(0.5))
+    async with client(primary, second, third, hedge=policy, fallback_timeout=1.0) as llm:
+        t0 = anyio.current_time()
+        response = await llm.generate_response("hi")
+    assert third.started[0] - t0 == exactly(2.0)  # the hedge timer restarts with each hedge
+    assert [a.reason for a in response.attempts] == ["first", "hedge-warmup 1 s", "hedge-warmup 1 s"]
+    now = anyio.current_time()
+    assert policy.stats.quantile(("primary", "m"), 0.95, now) == (exactly(1.0), 1)
+    assert policy.stats.quantile(("second", "m"), 0.95, now) == (exactly(1.0), 1)
+    assert policy.stats.quantile(("third", "m"), 0.95, now) == (exactly(0.5), 1)

@@ -194,7 +194,7 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
                         hedge_at = math.inf  # budget spent: wait for a reply or a failure (logged once)
                         continue
                     nxt = pending.popleft()
-                    hedged += [(a, now) for a in running]
+                    hedged += [(a, now) for a in running if all(a is not h for h, _ in hedged)]
                     notify(
                         manager.observer.fallback,
                         call.request,
