@@ -166,6 +166,9 @@ async def test_fixed_mode_is_part_one_rule_and_says_why() -> None:
     assert [a.reason for a in response.attempts] == ["first", "hedge-fixed 2 s"]
     snapshot = llm.metrics.snapshot()
     assert snapshot["total"]["hedges"] == {"fixed": 1}
+    primary_series = next(s for s in snapshot["series"] if s["provider"] == "primary")
+    assert primary_series["hedges"] == {"fixed": 1}  # counted on the provider that stayed silent
+    assert 'llmcomm_hedges_total{provider="primary",model="m",reason="fixed"} 1' in llm.metrics.prometheus()
 
 
 async def test_adaptive_uses_fallback_timeout_until_min_samples_then_the_p95() -> None:
