@@ -19,7 +19,7 @@ from ._errors import LLMException
 from ._events import Observer
 from ._observability import Hooks, Metrics, Observability, OpenTelemetry, request_id_scope
 from ._request import build_request, check_timeout, new_request_id
-from ._routing import Background, Call, CooldownTracker, ProviderManager, RetryHandler, loop_token
+from ._routing import Background, Call, CooldownTracker, ProviderManager, RetryHandler, hedge_policy, loop_token
 from ._stream import LLMStream
 from ._types import LLMResponse, Message, Request
 from .providers._base import BaseProvider
@@ -113,6 +113,8 @@ class LLMCommunication:
                 cooldown=config.cooldown
                 or CooldownTracker(config.cooldown_failures, config.cooldown_seconds, config.auth_cooldown_seconds),
                 observer=self._observability,
+                hedge=hedge_policy(config.hedge),
+                continue_on_interrupt=config.continue_on_interrupt,
             )
             self._background = manager.background = Background()
             self._observability.open(self._background)

@@ -11,7 +11,7 @@ from ._messages import Message as Message
 from ._messages import ReasoningPart, Tool, ToolCall, ToolCallDelta, assistant_message
 from ._messages import Role as Role
 
-AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown", "skipped-unsupported"]
+AttemptOutcome = Literal["won", "failed", "cancelled", "continued", "skipped-cooldown", "skipped-unsupported"]
 
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -301,7 +301,15 @@ def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChu
 @final
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """What happened to one provider while serving one call."""
+    """What happened to one provider while serving one call.
+
+    `outcome` "continued" marks the attempt that went on with a reply another
+    provider's broken stream had started (`Configuration(continue_on_interrupt=True)`).
+    `reason` says why the attempt started: "first", "fallback" (the one before
+    failed), "retry", "continue", or, for a hedge, its rule and delay
+    ("hedge-fixed 2 s", "hedge-p95 0.41 s", "hedge-warmup 2 s", "hedge-floor 0.25 s",
+    "hedge-cap 2 s"); empty for a skipped provider.
+    """
 
     provider: str
     outcome: AttemptOutcome
@@ -310,6 +318,8 @@ class Attempt:
     time_to_first_token: float | None = None
     #: hint options (`temperature`, `top_p`, `seed`, `user`) the provider's model does not take, left out
     dropped: tuple[str, ...] = ()
+    #: why the attempt started: "first", "fallback", "retry", "continue" or "hedge-<rule> <delay>"
+    reason: str = ""
 
 
 @final
@@ -339,6 +349,9 @@ class LLMResponse:
     provider_request_id: str | None = None
     reasoning_parts: tuple[ReasoningPart, ...] = ()
     cost: float | None = None
+    #: True when the reply was continued on another provider after its stream broke
+    #: (`Configuration(continue_on_interrupt=True)`; the seam is in `attempts`)
+    continued: bool = False
 
     def to_message(self) -> Message:
         """The assistant `Message` to append to the conversation: reasoning (with the

@@ -153,6 +153,7 @@ class _Series:
         "cost",
         "errors",
         "fallbacks",
+        "hedges",
         "input_tokens",
         "latency",
         "output_tokens",
@@ -175,6 +176,7 @@ class _Series:
         self.cost = 0.0
         self.errors: dict[str, int] = {}
         self.attempt_errors: dict[str, int] = {}
+        self.hedges: dict[str, int] = {}
         self.latency = Histogram(SECONDS)
         self.time_to_first_token = Histogram(SECONDS)
         self.tokens_per_second = Histogram(RATE)
@@ -186,6 +188,7 @@ class _Series:
         other.input_tokens, other.output_tokens = self.input_tokens, self.output_tokens
         other.cost = self.cost
         other.errors, other.attempt_errors = dict(self.errors), dict(self.attempt_errors)
+        other.hedges = dict(self.hedges)
         other.latency = self.latency.copy()
         other.time_to_first_token = self.time_to_first_token.copy()
         other.tokens_per_second = self.tokens_per_second.copy()
@@ -197,7 +200,11 @@ class _Series:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cost += other.cost
-        for mine, theirs in ((self.errors, other.errors), (self.attempt_errors, other.attempt_errors)):
+        for mine, theirs in (
+            (self.errors, other.errors),
+            (self.attempt_errors, other.attempt_errors),
+            (self.hedges, other.hedges),
+        ):
             for kind, n in theirs.items():
                 mine[kind] = mine.get(kind, 0) + n
         self.latency.merge(other.latency)
@@ -215,6 +222,7 @@ class _Series:
             "attempt_errors": dict(sorted(self.attempt_errors.items())),
             "retries": self.retries,
             "fallbacks": self.fallbacks,
+            "hedges": dict(sorted(self.hedges.items())),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost": self.cost,
@@ -239,6 +247,8 @@ class Metrics:
       and `attempt_errors`: the attempts there that failed, by error class (also
       those a fallback recovered from);
     - `retries`, `fallbacks`: retries of, and fallbacks away from, this provider;
+    - `hedges`: the hedges started beside this provider while it was silent, by
+      rule ("fixed", "p95", "warmup", "floor", "cap"; see `Attempt.reason`);
     - `input_tokens`, `output_tokens`: reported usage of successful calls;
     - `cost`: their cost at the configured prices (0 when none are configured);
     - `latency_seconds` (successful calls, from the call's start to its last
@@ -296,6 +306,11 @@ class Metrics:
         """The call moved on from `provider` to the next one."""
         with self._lock:
             self._get(provider, model).fallbacks += 1
+
+    def record_hedge(self, provider: str, model: str, reason: str) -> None:
+        """A hedge was started beside `provider` by the rule `reason` ("fixed", "p95", ...)."""
+        with self._lock:
+            _count(self._get(provider, model).hedges, reason)
 
     def record_success(
         self,
@@ -391,6 +406,10 @@ class Metrics:
         for (provider, model), s in items:
             for kind, n in sorted(s.attempt_errors.items()):
                 out.append(f"{name}{_labels(provider, model, error_type=kind)} {n}")
+        name = family("hedges_total", "counter", "Hedges started beside a silent provider, by rule.")
+        for (provider, model), s in items:
+            for kind, n in sorted(s.hedges.items()):
+                out.append(f"{name}{_labels(provider, model, reason=kind)} {n}")
         for metric, attr, help_text in (
             ("attempts_total", "attempts", "Attempts started on a provider."),
             ("retries_total", "retries", "Retries of a provider after a retryable error."),

@@ -236,6 +236,8 @@ class Observability:
             model = self._model(request, from_provider)
             state = self._calls.get(id(request))
             self.metrics.record_fallback(from_provider, model)
+            if reason.startswith("hedge-"):  # "hedge-p95 0.41 s (...)": counted by its rule
+                self.metrics.record_hedge(from_provider, model, reason.partition(" ")[0].removeprefix("hedge-"))
             if state is not None and state.span is not None and self.otel is not None:
                 self.otel.event(
                     state.span,

@@ -101,7 +101,15 @@ class AttemptState:
         ended = self.ended if self.ended is not None else now
         error = f"{type(self.error).__name__}: {self.error}" if self.error is not None else None
         ttft = self.first_at - self.started if self.first_at is not None else None
-        return Attempt(self.provider.name, self.outcome or "cancelled", error, ended - self.started, ttft, self.dropped)
+        return Attempt(
+            self.provider.name,
+            self.outcome or "cancelled",
+            error,
+            ended - self.started,
+            ttft,
+            self.dropped,
+            self.reason,
+        )
 
 
 async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[], float]) -> None:
