@@ -8,6 +8,8 @@ is a section of the Examples page (which includes each file's source), and
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 # Snippets are expanded while the Markdown is converted, so the links are rewritten in the HTML.
@@ -25,7 +27,21 @@ def _target(path: str) -> str:
     return "examples/#" + anchor(path)
 
 
+#: pictures the README shows from the benchmark results, copied into the site as they are
+_PICTURE = re.compile(r'src="(benchmarks/results/[\w.-]+\.png)"')
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+
+
 def on_page_content(html: str, page: Any, **_: Any) -> str:
     """Rewrite links to repository files into links to the pages that show them."""
     up = "../" * page.url.count("/")
+    html = _PICTURE.sub(lambda match: f'src="{up}{match.group(1)}"', html)
     return _LINK.sub(lambda match: f'href="{up}{_target(match.group(1))}"', html)
+
+
+def on_post_build(config: Any, **_: Any) -> None:
+    """Copy the benchmark pictures the pages show next to them in the site."""
+    target = Path(config["site_dir"]) / "benchmarks" / "results"
+    target.mkdir(parents=True, exist_ok=True)
+    for picture in RESULTS.glob("*.png"):
+        shutil.copy2(picture, target / picture.name)

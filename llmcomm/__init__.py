@@ -43,6 +43,7 @@ from ._observability import RedactingFilter as RedactingFilter
 from ._observability import RequestIdFilter as RequestIdFilter
 from ._observability import current_request_id as current_request_id
 from ._observability import enable_legacy_log_file as enable_legacy_log_file
+from ._routing import AdaptiveHedge as AdaptiveHedge
 from ._routing import CooldownTracker as CooldownTracker
 from ._routing import ProviderManager as ProviderManager
 from ._routing import RetryHandler as RetryHandler
@@ -78,6 +79,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "AdaptiveHedge",
     "AllProvidersFailedError",
     "AnthropicProvider",
     "Attempt",

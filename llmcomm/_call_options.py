@@ -13,6 +13,10 @@ from ._messages import Message, Tool
 
 #: the options this module checks; `build_request` adds them to the ones every call takes
 CONVERSATION_OPTIONS: Final = frozenset({"tools", "tool_choice", "parallel_tool_calls", "reasoning_effort", "cache"})
+#: sampling and attribution options mapped per provider (DESIGN Part 2, "Options")
+SAMPLING_OPTIONS: Final = frozenset({"stop", "top_p", "seed", "user"})
+#: the most stop sequences a call may give (OpenAI takes up to 4; Anthropic more)
+MAX_STOP_SEQUENCES: Final = 16
 
 REASONING_EFFORTS: Final = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 _TOOL_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -114,3 +118,48 @@ def _tool(raw: object, position: int) -> Tool:
     except TypeError as exc:
         raise InvalidRequestError(f"{where} ({tool.name}): parameters is not JSON-serialisable ({exc})") from None
     return tool
+
+
+def sampling_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The `Request` fields for `stop`, `top_p`, `seed` and `user` (only those set).
+
+    `stop` is a str or a list of non-empty strs (at most 16); `top_p` a number from 0
+    to 1; `seed` an int; `user` a non-empty str (a stable, non-identifying id of the
+    end user: OpenAI's `safety_identifier`, Anthropic's `metadata.user_id`). Raises
+    `InvalidRequestError` for anything else.
+    """
+    fields: dict[str, Any] = {}
+    if SAMPLING_OPTIONS.isdisjoint(options):
+        return fields
+    stop = options.get("stop")
+    if stop is not None:
+        sequences = (stop,) if isinstance(stop, str) else stop
+        if (
+            isinstance(sequences, bytes | Mapping)
+            or not isinstance(sequences, Iterable)
+            or not (sequences := tuple(sequences))
+            or not all(isinstance(s, str) and s for s in sequences)
+        ):
+            raise InvalidRequestError(f"stop must be a non-empty str or a list of non-empty strs, got {stop!r}")
+        if len(sequences) > MAX_STOP_SEQUENCES:
+            raise InvalidRequestError(f"stop takes at most {MAX_STOP_SEQUENCES} sequences, got {len(sequences)}")
+        for sequence in sequences:
+            check_tool_call_id(sequence, "a stop sequence")
+        fields["stop"] = sequences
+    top_p = options.get("top_p")
+    if top_p is not None:
+        if isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0 <= top_p <= 1:
+            raise InvalidRequestError(f"top_p must be a number from 0 to 1, got {top_p!r}")
+        fields["top_p"] = float(top_p)
+    seed = options.get("seed")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InvalidRequestError(f"seed must be an int, got {seed!r}")
+        fields["seed"] = seed
+    user = options.get("user")
+    if user is not None:
+        if not isinstance(user, str) or not user.strip():
+            raise InvalidRequestError(f"user must be a non-empty str (an id of the end user), got {user!r}")
+        check_tool_call_id(user, "user")
+        fields["user"] = user
+    return fields

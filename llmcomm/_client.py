@@ -19,7 +19,7 @@ from ._errors import LLMException
 from ._events import Observer
 from ._observability import Hooks, Metrics, Observability, OpenTelemetry, request_id_scope
 from ._request import build_request, check_timeout, new_request_id
-from ._routing import Background, Call, CooldownTracker, ProviderManager, RetryHandler, loop_token
+from ._routing import Background, Call, CooldownTracker, ProviderManager, RetryHandler, hedge_policy, loop_token
 from ._stream import LLMStream
 from ._structured_call import with_parsed
 from ._types import LLMResponse, Message, Request
@@ -63,6 +63,8 @@ class LLMCommunication:
     ) -> None:
         self.config = config if config is not None else Configuration.from_env()
         self.config.require_providers()
+        #: what a key of `extra` may name to aim its fields at one provider (or kind) only
+        self._extra_targets = frozenset(str(getattr(p, "name", "")) for p in self.config.providers) - {""}
         #: counters and percentiles of this client's calls
         self.metrics = Metrics()
         #: the hooks told of this client's calls
@@ -112,6 +114,8 @@ class LLMCommunication:
                 cooldown=config.cooldown
                 or CooldownTracker(config.cooldown_failures, config.cooldown_seconds, config.auth_cooldown_seconds),
                 observer=self._observability,
+                hedge=hedge_policy(config.hedge),
+                continue_on_interrupt=config.continue_on_interrupt,
             )
             self._background = manager.background = Background()
             self._observability.open(self._background)
@@ -241,10 +245,9 @@ class LLMCommunication:
         assert response is not None
         return response
 
-    @staticmethod
-    def _request(prompt_or_messages: object, options: dict[str, Any]) -> Request:
+    def _request(self, prompt_or_messages: object, options: dict[str, Any]) -> Request:
         try:
-            return build_request(prompt_or_messages, options)
+            return build_request(prompt_or_messages, options, self._extra_targets)
         except LLMException as exc:  # refused before any I/O, but still traceable by its id
             given = options.get("request_id")
             exc.request_id = exc.request_id or (given if isinstance(given, str) and given.strip() else new_request_id())

@@ -20,7 +20,7 @@ from ._errors import ConfigurationError
 from ._secrets import check_sendable, mask_secret, mask_url
 
 if TYPE_CHECKING:
-    from ._routing import CooldownTracker, RetryHandler
+    from ._routing import AdaptiveHedge, CooldownTracker, RetryHandler
     from .providers._base import BaseProvider
 
 ProviderKind = Literal["anthropic", "openai", "claude_cli"]
@@ -35,6 +35,9 @@ DEFAULT_MAX_TOKENS = 4096
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_FALLBACK_TIMEOUT = 2.0
 DEFAULT_STREAM_IDLE_TIMEOUT = 60.0
+#: the hedge rules `Configuration(hedge=...)` names
+HEDGE_MODES: tuple[str, ...] = ("fixed", "adaptive")
+#: what a provider can take (DESIGN Part 2, "Capabilities and routing")
 
 #: the characters of an HTTP header name (RFC 9110 token)
 _HEADER_NAME_RE: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -125,6 +128,9 @@ class ProviderConfig:
     prices per million tokens from the user's own table: with the first two set,
     `LLMResponse.cost` is the reply's cost (cache reads and writes at the input
     price unless priced themselves); otherwise it is None, never a guess.
+    No kind has the `prefill` capability by default: declare it for a model or
+    server that accepts a partial assistant turn to continue. Raises
+    `ConfigurationError` for an unknown kind, capability, price or a non-positive limit.
     """
 
     name: str
@@ -201,6 +207,13 @@ class Configuration:
     False (no TLS verification), the path of a CA bundle or an `ssl.SSLContext`;
     `extra_headers` go with every HTTP request (a provider's own `headers` win).
     Raises `ConfigurationError` for a value that cannot be used.
+
+    `hedge` chooses when a silent provider gets a backup raced beside it:
+    `"fixed"` (the default) after `fallback_timeout`; `"adaptive"` at the running
+    provider's observed p95 time to first token, under a hedge budget, or an
+    `AdaptiveHedge(...)` with its own parameters (README, "Hedging").
+    `continue_on_interrupt=True` lets a stream that breaks after its first chunk go
+    on from the next provider with the `prefill` capability (never by default).
     """
 
     providers: Sequence[ProviderConfig | BaseProvider] = ()
@@ -222,8 +235,20 @@ class Configuration:
     extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     shared_state: str | None = None
 
+    hedge: Literal["fixed", "adaptive"] | AdaptiveHedge = "fixed"
+    continue_on_interrupt: bool = False
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
+        if isinstance(self.hedge, str):
+            if self.hedge not in HEDGE_MODES:
+                raise ConfigurationError(
+                    f"hedge must be 'fixed' or 'adaptive' (or an AdaptiveHedge), got {self.hedge!r}"
+                )
+        elif type(self.hedge).__name__ != "AdaptiveHedge":  # the class is imported lazily, with routing
+            raise ConfigurationError(
+                f"hedge must be 'fixed' or 'adaptive' (or an AdaptiveHedge), got {type(self.hedge).__name__}"
+            )
         if self.shared_state is not None and (problem := shared_state_problem(self.shared_state)):
             shown = mask_url(self.shared_state)
             if "@" in shown and "****@" not in shown:  # credentials the mask could not find (a space in them)
@@ -258,9 +283,7 @@ class Configuration:
         # URLs that may carry credentials are masked; header values are not shown at all.
         masked = {"shared_state", "proxy", "extra_headers"}
         shown = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in masked]
-        for name in ("proxy", "shared_state"):
-            if (url := getattr(self, name)) is not None:
-                shown.append(f"{name}={mask_url(url)!r}")
+        shown += [f"{name}={mask_url(url)!r}" for name in ("proxy", "shared_state") if (url := getattr(self, name))]
         if self.extra_headers:
             shown.append(f"extra_headers=[{', '.join(repr(name) for name in self.extra_headers)}]")
         return f"Configuration({', '.join(shown)})"

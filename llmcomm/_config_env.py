@@ -45,7 +45,7 @@ SETUP_HINT: Final = (
     "server), or CLAUDE_CLI_PATH (or put the `claude` CLI on PATH); optional: ANTHROPIC_BASE_URL, "
     "ANTHROPIC_MODEL, ANTHROPIC_MAX_TOKENS, OPENAI_MODEL, OPENAI_MAX_TOKENS, CLAUDE_CLI_MODEL, "
     "LLM_PROVIDERS (the order, e.g. anthropic,openai), LLM_TIMEOUT, LLM_FALLBACK_TIMEOUT, "
-    "LLM_STREAM_IDLE_TIMEOUT (seconds)"
+    "LLM_STREAM_IDLE_TIMEOUT (seconds), LLM_HEDGE (fixed or adaptive)"
 )
 KEY_VARIABLES: Final = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 _PLACEHOLDER_WORDS: Final = frozenset(
@@ -147,6 +147,11 @@ def from_mapping(cls: type[Configuration], env: Mapping[str, str]) -> Configurat
     timeout = _number(env, "LLM_TIMEOUT", DEFAULT_TIMEOUT)
     fallback_timeout = _number(env, "LLM_FALLBACK_TIMEOUT", DEFAULT_FALLBACK_TIMEOUT)
     stream_idle_timeout = _number(env, "LLM_STREAM_IDLE_TIMEOUT", DEFAULT_STREAM_IDLE_TIMEOUT)
+    hedge = env.get("LLM_HEDGE", "").strip().lower() or "fixed"
+    if hedge not in ("fixed", "adaptive"):
+        raise ConfigurationError(
+            f"LLM_HEDGE={env['LLM_HEDGE'].strip()!r} is not a hedge mode; set LLM_HEDGE=fixed or LLM_HEDGE=adaptive"
+        )
     order = _order(env)
     found, notes = _detect(env, timeout)
     if order:
@@ -177,6 +182,7 @@ def from_mapping(cls: type[Configuration], env: Mapping[str, str]) -> Configurat
         fallback_timeout=fallback_timeout,
         stream_idle_timeout=stream_idle_timeout,
         timeout=timeout,
+        hedge=hedge,  # type: ignore[arg-type]  # checked above
     )
 
 

@@ -17,6 +17,10 @@ from typing import Protocol
 from ._errors import LLMException
 from ._types import LLMResponse, Request
 
+#: how a `fallback` reason starts when the provider rejected the request itself (a 400):
+#: such a fallback is worth a WARNING, since every call pays for the doomed request
+REJECTED = "request rejected"
+
 
 class Observer(Protocol):
     """Receives the events of every call a `ProviderManager` serves."""
@@ -34,7 +38,12 @@ class Observer(Protocol):
         """`provider` failed with a retryable error and is tried again after `delay` s."""
 
     def fallback(self, request: Request, from_provider: str, to_provider: str, reason: str) -> None:
-        """The next provider starts because the running one failed or stayed silent."""
+        """The next provider starts because the running one failed or stayed silent.
+
+        `reason` is the error's class name, a "no first token within N s" note, or,
+        when the provider rejected the request itself, `REJECTED` followed by the
+        status and the provider's message.
+        """
 
     def request_end(self, request: Request, response: LLMResponse) -> None:
         """The call finished with `response`."""

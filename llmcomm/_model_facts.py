@@ -1,4 +1,5 @@
-"""What each model accepts, in one place: how it thinks and whether it takes an effort setting.
+"""What each model accepts, in one place: how it thinks, whether it takes an effort setting,
+and which sampling hints it takes.
 
 Model ids are read by family and version (`claude-opus-4-6`, `claude-sonnet-5-5`,
 `claude-3-7-sonnet-...`); an id this module does not know is taken to be a
@@ -42,3 +43,28 @@ def anthropic_takes_effort(model: str) -> bool:
 def thinking_budget(effort: str, max_tokens: int) -> int:
     """A budget for `effort` that fits under `max_tokens` (at least the API's minimum)."""
     return max(MIN_THINKING_BUDGET, min(THINKING_BUDGETS.get(effort, 8192), max_tokens - 1))
+
+
+#: OpenAI reasoning models, which refuse sampling options other than the defaults
+_OPENAI_REASONING: Final = re.compile(r"(?:^|/)(?:o\d|gpt-5)")
+#: the hint options a body may leave out (DESIGN Part 2: every other option is a requirement)
+HINTS: Final = ("temperature", "top_p", "seed", "user")
+
+
+def dropped_hints(kind: str | None, model: str, given: frozenset[str]) -> tuple[str, ...]:
+    """Which of the hint options `given` a `kind` provider's `model` does not take (left out of its body).
+
+    Anthropic has no `seed`; Claude 4.6 and later take no sampling options
+    (`temperature`, `top_p`); OpenAI reasoning models (o-series, gpt-5) take none
+    either. A model this module does not know is taken to accept them: leaving a
+    hint out is done only where the model is known to refuse it.
+    """
+    refused: set[str] = set()
+    if kind == "anthropic":
+        refused.add("seed")
+        version = _claude_version(model)
+        if version is not None and version >= (4, 6):
+            refused |= {"temperature", "top_p"}
+    elif kind == "openai" and _OPENAI_REASONING.search(model):
+        refused |= {"temperature", "top_p"}
+    return tuple(name for name in HINTS if name in given and name in refused)

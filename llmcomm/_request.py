@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._call_options import CONVERSATION_OPTIONS, conversation_options
+from ._call_options import CONVERSATION_OPTIONS, SAMPLING_OPTIONS, conversation_options, sampling_options
 from ._conversation import check_encodable, conversation
 from ._errors import InvalidRequestError
 from ._structured import output_format
@@ -19,8 +19,11 @@ from ._types import Request
 CALL_OPTIONS = (
     frozenset({"model", "max_tokens", "temperature", "system", "provider", "timeout", "request_id", "extra"})
     | CONVERSATION_OPTIONS
+    | SAMPLING_OPTIONS
     | {"response_format"}
 )
+#: the provider kinds: an `extra` key naming one (and holding a dict) goes to that kind only
+KINDS = frozenset({"anthropic", "openai", "claude_cli"})
 
 
 def new_request_id() -> str:
@@ -28,8 +31,12 @@ def new_request_id() -> str:
     return f"LLM-{int(time.time() * 1000)}-{os.urandom(4).hex()}"
 
 
-def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Request:
-    """Validate a prompt or message list and the call options into a `Request`."""
+def build_request(prompt_or_messages: object, options: Mapping[str, Any], targets: frozenset[str] = KINDS) -> Request:
+    """Validate a prompt or message list and the call options into a `Request`.
+
+    `targets` are the names `extra` may address (the configured providers' names and
+    the kinds): such a key holding a dict goes to that provider or kind only.
+    """
     unknown = set(options) - CALL_OPTIONS
     if "output_retries" in unknown:  # generate_response takes it out; a stream cannot ask again
         raise InvalidRequestError(
@@ -41,6 +48,7 @@ def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Req
             f"unknown option(s) {sorted(unknown)}; use {sorted(CALL_OPTIONS)} (provider-specific fields go in extra={{...}})"
         )
     system, system_cache, turns = conversation(prompt_or_messages, options.get("system"))
+    extra, extra_for = _extra(options.get("extra"), targets | KINDS)
     return Request(
         messages=turns,
         system=system,
@@ -48,9 +56,11 @@ def build_request(prompt_or_messages: object, options: Mapping[str, Any]) -> Req
         model=_optional_str(options, "model"),
         max_tokens=_max_tokens(options.get("max_tokens")),
         temperature=_temperature(options.get("temperature")),
-        extra=_extra(options.get("extra")),
+        extra=extra,
+        extra_for=extra_for,
         request_id=_optional_str(options, "request_id") or new_request_id(),
         **conversation_options(options, turns),
+        **sampling_options(options),
         response_format=None if options.get("response_format") is None else output_format(options["response_format"]),
     )
 
@@ -90,19 +100,25 @@ def _temperature(value: object) -> float | None:
     return float(value)
 
 
-def _extra(value: object) -> Mapping[str, Any]:
+def _extra(value: object, targets: frozenset[str]) -> tuple[Mapping[str, Any], Mapping[str, Mapping[str, Any]]]:
+    """`extra` split into the fields for every provider and those for one provider or kind."""
     if value is None:
-        return {}
+        return {}, {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise InvalidRequestError("extra must be a dict of provider-specific request fields")
-    reserved = {"model", "messages", "stream", "system"} & set(value)
-    if reserved:
-        raise InvalidRequestError(f"extra may not set {sorted(reserved)}; use the call's own arguments")
+    shared = {k: v for k, v in value.items() if not (k in targets and isinstance(v, Mapping))}
+    aimed = {k: v for k, v in value.items() if k not in shared}
+    for where, fields in (("extra", shared), *((f"extra[{k!r}]", v) for k, v in aimed.items())):
+        if not all(isinstance(k, str) for k in fields):
+            raise InvalidRequestError(f"{where} must be a dict with str keys")
+        reserved = {"model", "messages", "stream", "system"} & set(fields)
+        if reserved:
+            raise InvalidRequestError(f"{where} may not set {sorted(reserved)}; use the call's own arguments")
     try:
-        # What the SDKs will send: strict JSON (no NaN or infinity), valid UTF-8.
+        # What goes on the wire: strict JSON (no NaN or infinity), valid UTF-8.
         json.dumps(value, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(
             f"extra must hold only JSON values (str, numbers, bools, None, lists, dicts; no NaN): {exc}"
         ) from None
-    return dict(value)
+    return dict(shared), {k: dict(v) for k, v in aimed.items()}

@@ -12,7 +12,7 @@ from ._messages import ReasoningPart, Tool, ToolCall, ToolCallDelta, assistant_m
 from ._messages import Role as Role
 from ._structured import OutputFormat
 
-AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown", "skipped-unsupported"]
+AttemptOutcome = Literal["won", "failed", "cancelled", "continued", "skipped-cooldown", "skipped-unsupported"]
 
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -302,13 +302,25 @@ def content_chunk(text: str, provider: str, model: str, index: int) -> StreamChu
 @final
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """What happened to one provider while serving one call."""
+    """What happened to one provider while serving one call.
+
+    `outcome` "continued" marks the attempt that went on with a reply another
+    provider's broken stream had started (`Configuration(continue_on_interrupt=True)`).
+    `reason` says why the attempt started: "first", "fallback" (the one before
+    failed), "retry", "continue", or, for a hedge, its rule and delay
+    ("hedge-fixed 2 s", "hedge-p95 0.41 s", "hedge-warmup 2 s", "hedge-floor 0.25 s",
+    "hedge-cap 2 s"); empty for a skipped provider.
+    """
 
     provider: str
     outcome: AttemptOutcome
     error: str | None = None
     seconds: float = 0.0
     time_to_first_token: float | None = None
+    #: hint options (`temperature`, `top_p`, `seed`, `user`) the provider's model does not take, left out
+    dropped: tuple[str, ...] = ()
+    #: why the attempt started: "first", "fallback", "retry", "continue" or "hedge-<rule> <delay>"
+    reason: str = ""
 
 
 @final
@@ -338,6 +350,9 @@ class LLMResponse:
     provider_request_id: str | None = None
     reasoning_parts: tuple[ReasoningPart, ...] = ()
     cost: float | None = None
+    #: True when the reply was continued on another provider after its stream broke
+    #: (`Configuration(continue_on_interrupt=True)`; the seam is in `attempts`)
+    continued: bool = False
     #: the validated value of a call with `response_format` (None without one, or on a refusal)
     parsed: Any = None
     #: the whole exchange of `run_tools` (the caller's turns, each reply and each tool result)
@@ -357,8 +372,10 @@ class Request:
     `system` holds the system text gathered from system messages and the `system=`
     option; `messages` holds only user, assistant and tool turns. `tools`,
     `tool_choice`, `parallel_tool_calls`, `reasoning_effort` and `cache` (a
-    prompt-cache breakpoint after the system text) are the conversation options. `model` and
-    `max_tokens` are None when the provider's configured values apply.
+    prompt-cache breakpoint after the system text) are the conversation options.
+    `temperature`, `top_p`, `seed` and `user` are hints, left out of a body whose model
+    does not take them; `stop` is a requirement. `model` and `max_tokens` are None when
+    the provider's configured values apply.
     """
 
     messages: tuple[Message, ...]
@@ -374,5 +391,11 @@ class Request:
     reasoning_effort: str | None = None
     cache: bool = False
     system_cache: bool = False
+    stop: tuple[str, ...] = ()
+    top_p: float | None = None
+    seed: int | None = None
+    user: str | None = None
+    #: `extra` fields for one provider (by name) or one kind only, deep-merged into its body
+    extra_for: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: the checked `response_format` (sent natively by each wire), or None
     response_format: OutputFormat | None = None

@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from llmcomm._observability import Metrics
-from llmcomm._observability._metrics import GROWTH, MAX_ERROR_TYPES, RATE, SECONDS, Histogram
+from llmcomm._observability._histogram import GROWTH, RATE, SECONDS, Histogram
+from llmcomm._observability._metrics import MAX_ERROR_TYPES
 
 
 def exact_quantile(values: list[float], q: float) -> float:

@@ -13,6 +13,7 @@ from llmcomm import (
     LLMCommunication,
     OutputValidationError,
     ProviderConfig,
+    StreamInterruptedError,
     SyncLLMCommunication,
 )
 from llmcomm.testing import FakeServer, Script
@@ -245,3 +246,15 @@ def test_a_blocking_stream_validates_at_its_end() -> None:
             with pytest.raises(OutputValidationError), llm.generate_stream("City?", response_format=City) as bad:
                 for _ in bad:
                     pass
+
+
+async def test_a_broken_structured_stream_is_not_continued(server: FakeServer) -> None:
+    server.enqueue(Script(text=GOOD, reset_after=2), Script(text="population: 709000}"))
+    providers = (
+        provider(server, "anthropic", name="first"),
+        provider(server, "openai", name="prefill", capabilities={"prefill", "response_format"}),
+    )
+    async with LLMCommunication(config(*providers, continue_on_interrupt=True)) as llm:
+        with pytest.raises(StreamInterruptedError):
+            await llm.generate_response("City?", response_format=City)
+    assert len(server.requests) == 1

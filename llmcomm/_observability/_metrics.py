@@ -6,140 +6,19 @@ keeps samples, so recording a million calls costs no more memory than recording
 one. The number of (provider, model) label sets is capped too (`max_series`,
 1000 by default): calls beyond it are counted under provider and model "other".
 
-Percentile accuracy: every bucket spans a factor of `GROWTH` (1.05), and a
-quantile is interpolated inside the bucket that holds it, so an estimate is
-within 5 % of the true value (and never outside the observed min and max).
-Values below or above a histogram's range fall in an underflow or overflow
-bucket whose edges are the exact min and max seen.
+Percentile accuracy: within 5 % of the true value (`_histogram`).
 """
 
 from __future__ import annotations
 
-import math
 import threading
-from array import array
 from typing import Any, Final, final
 
-#: ratio between the edges of one histogram bucket: the bound on a quantile's relative error
-GROWTH: Final = 1.05
-QUANTILES: Final = (0.5, 0.95, 0.99)
+from ._histogram import QUANTILES, RATE, SECONDS, Histogram
+
 OTHER: Final = "other"
 #: the most distinct error class names kept per series; more are counted as "other"
 MAX_ERROR_TYPES: Final = 64
-
-
-@final
-class _Layout:
-    """Bucket edges shared by every histogram of one kind."""
-
-    __slots__ = ("buckets", "edges", "highest", "inv_log_growth", "lowest")
-
-    def __init__(self, lowest: float, highest: float, growth: float = GROWTH) -> None:
-        self.lowest = lowest
-        self.highest = highest
-        self.buckets = math.ceil(math.log(highest / lowest) / math.log(growth))
-        self.inv_log_growth = 1.0 / math.log(growth)
-        self.edges = tuple(min(lowest * growth**i, highest) for i in range(self.buckets + 1))
-
-    def index(self, value: float) -> int:
-        # 0 is the underflow bucket, buckets + 1 the overflow one.
-        if value < self.lowest:
-            return 0
-        if value >= self.highest:
-            return self.buckets + 1
-        return min(1 + int(math.log(value / self.lowest) * self.inv_log_growth), self.buckets)
-
-
-#: seconds: 1 ms to 1 h
-SECONDS: Final = _Layout(1e-3, 3600.0)
-#: output tokens per second: 0.1 to 10 million
-RATE: Final = _Layout(0.1, 1e7)
-
-
-@final
-class Histogram:
-    """Counts of values in fixed log-spaced buckets, with count, sum, min and max."""
-
-    __slots__ = ("_counts", "_layout", "count", "max", "min", "sum")
-
-    def __init__(self, layout: _Layout = SECONDS) -> None:
-        self._layout = layout
-        self._counts = array("q", bytes(8 * (layout.buckets + 2)))
-        self.count = 0
-        self.sum = 0.0
-        self.min = math.inf
-        self.max = -math.inf
-
-    def record(self, value: float) -> None:
-        """Add one value (NaN is ignored)."""
-        if value != value:  # NaN
-            return
-        self._counts[self._layout.index(value)] += 1
-        self.count += 1
-        self.sum += value
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
-
-    def merge(self, other: Histogram) -> None:
-        """Add `other`'s values (same layout) to this histogram."""
-        counts = self._counts
-        for i, c in enumerate(other._counts):
-            if c:
-                counts[i] += c
-        self.count += other.count
-        self.sum += other.sum
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-
-    def copy(self) -> Histogram:
-        """An independent copy (cheap: the buckets are copied in one block)."""
-        other = Histogram.__new__(Histogram)
-        other._layout = self._layout
-        other._counts = self._counts[:]
-        other.count, other.sum, other.min, other.max = self.count, self.sum, self.min, self.max
-        return other
-
-    def quantiles(self, qs: tuple[float, ...] = QUANTILES) -> list[float | None]:
-        """The estimated quantiles `qs` (ascending, each 0 ≤ q ≤ 1), in one pass; None when empty."""
-        if self.count == 0:
-            return [None] * len(qs)
-        layout = self._layout
-        ranks = [q * self.count for q in qs]
-        out: list[float | None] = []
-        seen = 0
-        for i, c in enumerate(self._counts):
-            if not c:
-                continue
-            while len(out) < len(ranks) and seen + c >= ranks[len(out)]:
-                if i == 0:
-                    lo, hi = self.min, layout.lowest
-                elif i > layout.buckets:
-                    lo, hi = layout.highest, self.max
-                else:
-                    lo, hi = layout.edges[i - 1], layout.edges[i]
-                value = lo + (hi - lo) * max(0.0, ranks[len(out)] - seen) / c
-                out.append(min(max(value, self.min), self.max))
-            if len(out) == len(ranks):
-                return out
-            seen += c
-        return out + [self.max] * (len(ranks) - len(out))
-
-    def quantile(self, q: float) -> float | None:
-        """The estimated `q`-quantile (0 ≤ q ≤ 1), or None when empty."""
-        return self.quantiles((q,))[0]
-
-    def summary(self) -> dict[str, float | int | None]:
-        """count, sum, min, max, p50, p95 and p99 as plain data."""
-        empty = self.count == 0
-        return {
-            "count": self.count,
-            "sum": self.sum,
-            "min": None if empty else self.min,
-            "max": None if empty else self.max,
-            **{f"p{round(q * 100)}": v for q, v in zip(QUANTILES, self.quantiles(), strict=True)},
-        }
 
 
 @final
@@ -153,6 +32,7 @@ class _Series:
         "cost",
         "errors",
         "fallbacks",
+        "hedges",
         "input_tokens",
         "latency",
         "output_tokens",
@@ -175,6 +55,7 @@ class _Series:
         self.cost = 0.0
         self.errors: dict[str, int] = {}
         self.attempt_errors: dict[str, int] = {}
+        self.hedges: dict[str, int] = {}
         self.latency = Histogram(SECONDS)
         self.time_to_first_token = Histogram(SECONDS)
         self.tokens_per_second = Histogram(RATE)
@@ -186,6 +67,7 @@ class _Series:
         other.input_tokens, other.output_tokens = self.input_tokens, self.output_tokens
         other.cost = self.cost
         other.errors, other.attempt_errors = dict(self.errors), dict(self.attempt_errors)
+        other.hedges = dict(self.hedges)
         other.latency = self.latency.copy()
         other.time_to_first_token = self.time_to_first_token.copy()
         other.tokens_per_second = self.tokens_per_second.copy()
@@ -197,7 +79,11 @@ class _Series:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cost += other.cost
-        for mine, theirs in ((self.errors, other.errors), (self.attempt_errors, other.attempt_errors)):
+        for mine, theirs in (
+            (self.errors, other.errors),
+            (self.attempt_errors, other.attempt_errors),
+            (self.hedges, other.hedges),
+        ):
             for kind, n in theirs.items():
                 mine[kind] = mine.get(kind, 0) + n
         self.latency.merge(other.latency)
@@ -215,6 +101,7 @@ class _Series:
             "attempt_errors": dict(sorted(self.attempt_errors.items())),
             "retries": self.retries,
             "fallbacks": self.fallbacks,
+            "hedges": dict(sorted(self.hedges.items())),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost": self.cost,
@@ -239,6 +126,8 @@ class Metrics:
       and `attempt_errors`: the attempts there that failed, by error class (also
       those a fallback recovered from);
     - `retries`, `fallbacks`: retries of, and fallbacks away from, this provider;
+    - `hedges`: the hedges started beside this provider while it was silent, by
+      rule ("fixed", "p95", "warmup", "floor", "cap"; see `Attempt.reason`);
     - `input_tokens`, `output_tokens`: reported usage of successful calls;
     - `cost`: their cost at the configured prices (0 when none are configured);
     - `latency_seconds` (successful calls, from the call's start to its last
@@ -296,6 +185,11 @@ class Metrics:
         """The call moved on from `provider` to the next one."""
         with self._lock:
             self._get(provider, model).fallbacks += 1
+
+    def record_hedge(self, provider: str, model: str, reason: str) -> None:
+        """A hedge was started beside `provider` by the rule `reason` ("fixed", "p95", ...)."""
+        with self._lock:
+            _count(self._get(provider, model).hedges, reason)
 
     def record_success(
         self,
@@ -391,6 +285,10 @@ class Metrics:
         for (provider, model), s in items:
             for kind, n in sorted(s.attempt_errors.items()):
                 out.append(f"{name}{_labels(provider, model, error_type=kind)} {n}")
+        name = family("hedges_total", "counter", "Hedges started beside a silent provider, by rule.")
+        for (provider, model), s in items:
+            for kind, n in sorted(s.hedges.items()):
+                out.append(f"{name}{_labels(provider, model, reason=kind)} {n}")
         for metric, attr, help_text in (
             ("attempts_total", "attempts", "Attempts started on a provider."),
             ("retries_total", "retries", "Retries of a provider after a retryable error."),

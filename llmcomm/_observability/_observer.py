@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, Final, final
 
 from .._errors import AllProvidersFailedError, LLMException
-from .._events import Observer
+from .._events import REJECTED, Observer
 from .._types import LLMResponse, Request
 from ._hooks import HookEvent, HookKind, HookRunner, Hooks, Spawner
 from ._logging import content_logging_enabled, logger
@@ -236,14 +236,19 @@ class Observability:
             model = self._model(request, from_provider)
             state = self._calls.get(id(request))
             self.metrics.record_fallback(from_provider, model)
+            if reason.startswith("hedge-"):  # "hedge-p95 0.41 s (...)": counted by its rule
+                self.metrics.record_hedge(from_provider, model, reason.partition(" ")[0].removeprefix("hedge-"))
             if state is not None and state.span is not None and self.otel is not None:
                 self.otel.event(
                     state.span,
                     "llmcomm.fallback",
                     {"llmcomm.provider": from_provider, "llmcomm.to_provider": to_provider, "llmcomm.reason": reason},
                 )
-            if logger.isEnabledFor(_INFO):
-                logger.info(
+            # A request the provider rejected is a fallback every such call pays for: say so louder.
+            level = logging.WARNING if reason.startswith(REJECTED) else _INFO
+            if logger.isEnabledFor(level):
+                logger.log(
+                    level,
                     "LLM request %s: falling back from %s to %s (%s)",
                     request.request_id,
                     from_provider,

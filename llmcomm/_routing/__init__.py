@@ -10,7 +10,20 @@ from ._background import Background as Background
 from ._breaker import CooldownTracker as CooldownTracker
 from ._call import Call as Call
 from ._guard import loop_token as loop_token
+from ._hedge import AdaptiveHedge as AdaptiveHedge
+from ._hedge import HedgeStats as HedgeStats
+from ._hedge import hedge_policy as hedge_policy
 from ._manager import ProviderManager as ProviderManager
 from ._retry import RetryHandler as RetryHandler
 
-__all__ = ["Background", "Call", "CooldownTracker", "ProviderManager", "RetryHandler", "loop_token"]
+__all__ = [
+    "AdaptiveHedge",
+    "Background",
+    "Call",
+    "CooldownTracker",
+    "HedgeStats",
+    "ProviderManager",
+    "RetryHandler",
+    "hedge_policy",
+    "loop_token",
+]

@@ -46,6 +46,7 @@ class AttemptState:
     __slots__ = (
         "batches",
         "deadline",
+        "dropped",
         "ended",
         "error",
         "exhausted",
@@ -79,6 +80,8 @@ class AttemptState:
         self.stopped = False
         #: a KeyboardInterrupt or SystemExit the provider raised, for the caller's task to raise
         self.fatal: BaseException | None = None
+        #: the call's hint options this provider's model does not take (left out of its body)
+        self.dropped: tuple[str, ...] = ()
 
     def stop(self, now: float) -> None:
         """Cancel this attempt because the race no longer needs it."""
@@ -98,7 +101,15 @@ class AttemptState:
         ended = self.ended if self.ended is not None else now
         error = f"{type(self.error).__name__}: {self.error}" if self.error is not None else None
         ttft = self.first_at - self.started if self.first_at is not None else None
-        return Attempt(self.provider.name, self.outcome or "cancelled", error, ended - self.started, ttft)
+        return Attempt(
+            self.provider.name,
+            self.outcome or "cancelled",
+            error,
+            ended - self.started,
+            ttft,
+            self.dropped,
+            self.reason,
+        )
 
 
 async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[], float]) -> None:

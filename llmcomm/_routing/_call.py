@@ -28,6 +28,7 @@ from .._observability._context import _request_id
 from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
 from ..providers._base import BaseProvider
 from ._attempt import CHECKPOINT_INTERVAL, AttemptState
+from ._continue import continue_call
 from ._failures import call_timeout, closed_error, idle_timeout, interrupted
 from ._guard import CLOSE_GRACE, aclose_quietly, contract_error, is_cancellation, notify, race_clock
 from ._race import race
@@ -52,6 +53,7 @@ class Call:
         "chunks",
         "clock",
         "closing",
+        "continued",
         "deadline",
         "done",
         "error",
@@ -109,6 +111,8 @@ class Call:
         self.response: LLMResponse | None = None
         #: a provider error raised right after its closing chunk, for the next read
         self.tail_error: LLMException | None = None
+        #: whether another provider went on with the reply after the winner broke
+        self.continued = False
 
     @property
     def running(self) -> bool:
@@ -209,7 +213,7 @@ class Call:
             self._finish()
             return None
         if self.tail_error is not None:  # raised just after the closing chunk
-            await self._interrupted(self.tail_error)
+            await self._interrupted(self.tail_error, may_continue=False)  # the reply was whole
             raise self.error or self.tail_error
         now = self.clock()
         deadline = now + self.manager.stream_idle_timeout
@@ -265,6 +269,8 @@ class Call:
             )
         if self.error is not None:
             raise self.error
+        if self.state == _SERVING:  # continued on another provider
+            return await self.next_batch()
         return None
 
     async def _stopped(self, deadline: float) -> None:
@@ -286,14 +292,19 @@ class Call:
             return
         else:
             idle = self.manager.stream_idle_timeout
-            winner.fail(StreamInterruptedError(f"no content for {idle:g} s", provider=name), self.clock())
+            stall = StreamInterruptedError(f"no content for {idle:g} s", provider=name)
+            winner.fail(stall, self.clock())
+            if await continue_call(self, stall):
+                return
             self._fail(idle_timeout(idle, name, "".join(self.parts), request_id))
         await aclose_quietly(winner.batches)
 
-    async def _interrupted(self, event: LLMException) -> None:
+    async def _interrupted(self, event: LLMException, *, may_continue: bool = True) -> None:
         winner = self.winner
         assert winner is not None
         winner.fail(event, self.clock())
+        if may_continue and await continue_call(self, event):
+            return
         self._fail(interrupted(event, winner.provider.name, "".join(self.parts), self.request.request_id))
         await aclose_quietly(winner.batches)
 
@@ -305,7 +316,7 @@ class Call:
         now = self.clock()
         winner.ended = now
         closing = self.closing
-        first_at = winner.first_at if winner.first_at is not None else now
+        first_at = min((a.first_at for a in self.attempts if a.first_at is not None), default=now)  # continued too
         usage = closing.usage if closing and closing.usage else UsageInfo()
         self.response = response = LLMResponse(
             content="".join(self.parts),
@@ -319,6 +330,7 @@ class Call:
             attempts=self.attempt_records(now),
             cost=cost_of(usage, getattr(winner.provider, "config", None)),
             **assemble(self.chunks).response_fields(),
+            continued=self.continued,
         )
         self._settle()
         notify(self.manager.observer.request_end, self.request, response)

@@ -20,6 +20,7 @@ from ..providers._base import BaseProvider
 from ._background import Background
 from ._breaker import CooldownTracker
 from ._call import Call
+from ._hedge import AdaptiveHedge
 from ._retry import RetryHandler
 
 
@@ -29,6 +30,9 @@ class ProviderManager:
 
     `fallback_timeout` and `stream_idle_timeout` are seconds; `retry` and
     `cooldown` are the policies (defaults: `RetryHandler()`, `CooldownTracker()`).
+    `hedge` is the adaptive hedge policy (None: the fixed rule, a hedge after
+    `fallback_timeout`); `continue_on_interrupt` lets a broken stream go on from a
+    provider with the `prefill` capability.
     """
 
     def __init__(
@@ -40,6 +44,8 @@ class ProviderManager:
         retry: RetryHandler | None = None,
         cooldown: CooldownTracker | None = None,
         observer: Observer | None = None,
+        hedge: AdaptiveHedge | None = None,
+        continue_on_interrupt: bool = False,
     ) -> None:
         self.providers = tuple(providers)
         self.fallback_timeout = fallback_timeout
@@ -47,6 +53,8 @@ class ProviderManager:
         self.retry = retry or RetryHandler()
         self.cooldown = cooldown or CooldownTracker()
         self.observer: Observer = observer or NullObserver()
+        self.hedge = hedge
+        self.continue_on_interrupt = continue_on_interrupt
         #: set once the owning client closes: new calls are refused
         self.closed = False
         #: where calls dropped without being closed are closed (set by the owning client)

@@ -2,7 +2,8 @@
 
     t=0      P1 starts
     P1 fails before its first progress           -> the next untried provider starts at once
-    no progress from anyone for fallback_timeout -> the next provider starts too (a hedge)
+    no progress from anyone for the hedge delay  -> the next provider starts too (a hedge): fallback_timeout,
+                                                    or the running provider's p95 under `AdaptiveHedge`
     first progress                               -> that attempt wins; every other is cancelled
                                                     and its connection or process closed
     every provider failed, some retryably        -> back off (Retry-After honoured) and go again
@@ -23,11 +24,14 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._capabilities import skip_unsupported
-from .._errors import AllProvidersFailedError, LLMException, ProviderUnavailableError
+from .._errors import AllProvidersFailedError, InvalidRequestError, LLMException, ProviderUnavailableError
+from .._events import REJECTED
 from .._types import Attempt
+from .._wire._options import request_dropped
 from ..providers._base import BaseProvider
 from ._attempt import AttemptState, provider_timeout, run_attempt
 from ._guard import aclose_quietly, notify
+from ._hedge import AdaptiveHedge
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -118,8 +122,11 @@ def _launch(
     # call's deadline comes first, the call's scope is all it needs.
     scoped = not alone or now + provider_timeout(provider) < call.deadline
     attempt = AttemptState(provider, reason, now, scoped=scoped)
+    request = call.request
+    attempt.dropped = request_dropped(request, getattr(provider, "kind", None), request.model or provider.model)
     call.attempts.append(attempt)
-    notify(manager.observer.attempt_start, call.request, provider.name, provider.model, reason)
+    kind = "hedge" if reason.startswith("hedge") else reason  # the observer's four kinds
+    notify(manager.observer.attempt_start, call.request, provider.name, provider.model, kind)
     return attempt
 
 
@@ -141,6 +148,7 @@ async def _alone(manager: ProviderManager, call: Call, provider: BaseProvider) -
         if attempt.fatal is not None:
             raise attempt.fatal
         if attempt.error is None:
+            _observe(manager.hedge, call, attempt, [])
             return attempt
         error = _failed(manager, call, attempt)
         delay, _ = _next_round(manager, call, [attempt], retries, error)
@@ -156,6 +164,11 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
     round_failures: list[AttemptState] = []
     retries = 0
     fallback_timeout = manager.fallback_timeout
+    policy = manager.hedge
+    hedged: list[tuple[AttemptState, float]] = []  # attempts a hedge was started beside, and when
+    hedge_reason = ""
+    if policy is not None:
+        policy.budget.call(call.clock())
 
     async def run(attempt: AttemptState) -> None:
         await run_attempt(attempt, call.request, call.clock)
@@ -164,10 +177,15 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
             wake[0].set()
 
     def launch(provider: BaseProvider, reason: str) -> float:
+        nonlocal hedge_reason
         attempt = _launch(manager, call, provider, reason)
         running.append(attempt)
         tg.start_soon(run, attempt, name=f"llmcomm attempt {provider.name} {call.request.request_id}")
-        return attempt.started + fallback_timeout
+        if policy is None:
+            delay, hedge_reason = fallback_timeout, f"hedge-fixed {fallback_timeout:g} s"
+        else:
+            delay, hedge_reason = policy.delay(_key(call, provider), fallback_timeout, attempt.started)
+        return attempt.started + delay
 
     hedge_at = launch(pending.popleft(), "first")
     while True:
@@ -177,28 +195,34 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
             with anyio.CancelScope(deadline=hedge_at if pending else math.inf):
                 await event.wait()
             if not reports:
-                if pending and call.clock() >= hedge_at:
+                now = call.clock()
+                if pending and now >= hedge_at:
+                    if policy is not None and not policy.budget.spend(now):
+                        hedge_at = math.inf  # budget spent: wait for a reply or a failure (logged once)
+                        continue
                     nxt = pending.popleft()
+                    hedged += [(a, now) for a in running if all(a is not h for h, _ in hedged)]
                     notify(
                         manager.observer.fallback,
                         call.request,
                         running[-1].provider.name if running else nxt.name,
                         nxt.name,
-                        f"no first token within {fallback_timeout:g} s",
+                        f"{hedge_reason} (no first token yet)",
                     )
-                    hedge_at = launch(nxt, "hedge")
+                    hedge_at = launch(nxt, hedge_reason)
                 continue
         attempt = reports.popleft()
         running.remove(attempt)
         if attempt.fatal is not None:  # the caller's task raises it once the group is closed
             raise LLMException("a provider raised a fatal exception", provider=attempt.provider.name)
         if attempt.error is None:
+            _observe(policy, call, attempt, hedged)
             return attempt
         error = _failed(manager, call, attempt)
         round_failures.append(attempt)
         if pending:
             nxt = pending.popleft()
-            notify(manager.observer.fallback, call.request, attempt.provider.name, nxt.name, type(error).__name__)
+            notify(manager.observer.fallback, call.request, attempt.provider.name, nxt.name, fallback_reason(error))
             hedge_at = launch(nxt, "fallback")
             continue
         if running:
@@ -209,6 +233,29 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
         round_failures.clear()
         pending = deque(a.provider for a in again)
         hedge_at = launch(pending.popleft(), "retry")
+
+
+def _key(call: Call, provider: BaseProvider) -> tuple[str, str]:
+    return provider.name, call.request.model or provider.model
+
+
+def _observe(
+    policy: AdaptiveHedge | None, call: Call, winner: AttemptState, hedged: list[tuple[AttemptState, float]]
+) -> None:
+    """Feed the hedge statistics: the winner's time to first progress, and, for each attempt that
+    was hedged and is still silent, how long it had been silent when the hedge started.
+
+    That is a lower bound of its own time, which keeps the slow tail in the window (without it
+    the p95 would sink to the fast replies and every slow call would be hedged twice over);
+    it is not the time it waited until the winner came, which would feed the backup's speed
+    back into the primary's p95 and ratchet it up to `fallback_timeout`.
+    """
+    if policy is None or winner.first_at is None:
+        return
+    policy.observe(_key(call, winner.provider), winner.first_at - winner.started, winner.first_at)
+    for attempt, hedged_at in hedged:
+        if attempt is not winner and attempt.first_at is None and attempt.error is None:
+            policy.observe(_key(call, attempt.provider), hedged_at - attempt.started, winner.first_at)
 
 
 def _next_round(
@@ -232,3 +279,16 @@ def final_error(call: Call) -> LLMException:
     if len(tried) == 1:
         return call.errors[-1]
     return AllProvidersFailedError(call.errors, request_id=call.request.request_id)
+
+
+def fallback_reason(error: LLMException) -> str:
+    """Why the race moved on: the error's class, and for a rejected request the provider's own words.
+
+    A request one provider rejects (a 400 for a field only another kind takes, say)
+    and another then serves is a doomed request paid on every call: the observer logs
+    such a fallback at WARNING, with the provider's message.
+    """
+    if isinstance(error, InvalidRequestError):
+        status = f" (HTTP {error.status_code})" if error.status_code else ""
+        return f"{REJECTED}{status}: {error.message}"
+    return type(error).__name__

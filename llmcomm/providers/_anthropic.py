@@ -19,6 +19,7 @@ from .._config import ProviderConfig
 from .._types import ChunkBatch, Request, StreamChunk
 from .._wire._anthropic import AnthropicDecoder
 from .._wire._anthropic_body import anthropic_body
+from .._wire._options import apply_options
 from .._wire._requests import encode_body
 from ._base import flatten
 from ._send import HTTPTarget
@@ -55,10 +56,7 @@ class AnthropicProvider:
             provider=self.name,
         )
         body["stream"] = True
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        body.update(request.extra)
-        return body
+        return apply_options(body, request, kind=self.kind, name=self.name)
 
     def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """Stream the reply to `request`, decoding the SSE body directly."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import final
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -136,6 +137,11 @@ class HTTPTarget:
             self._endpoint = endpoint(config, environ)
         except ConfigurationError as exc:
             self._endpoint_error = exc
+
+    @property
+    def host(self) -> str | None:
+        """The host requests go to (None when the configuration made no endpoint)."""
+        return urlsplit(self._endpoint.url).hostname if self._endpoint is not None else None
 
     def send(self, body: bytes, model: str, wire: str) -> AbstractAsyncContextManager[httpx2.Response]:
         """`send()` this body to the target: the 2xx response, closed when the block ends."""

@@ -1,0 +1,131 @@
+"""Going on with a reply whose stream broke after it started (`continue_on_interrupt=True`).
+
+    serving ──the winner's stream breaks──► the next provider with `prefill` gets the same
+                                            request plus an assistant turn holding the exact
+                                            text delivered so far ──first progress──► serving
+                                            (no such provider, or it fails: StreamInterruptedError)
+
+Never by default and never silent: the continuing attempt is in `attempts` with
+outcome "continued", the response says `continued=True`, and the observer hears a
+fallback ("continue after N characters"). Only a text-only partial reply is
+continued (no reasoning delivered, no tool or structured-output option), and only
+on a provider that declares the `prefill` capability. Anthropic refuses a
+prefill that ends in whitespace, so it receives the text without its trailing
+whitespace, and the whitespace the consumer already has is not sent twice: the
+continuation's leading whitespace is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Final
+
+import anyio
+
+from .._errors import LLMException
+from .._types import ChunkBatch, Message
+from ..providers._base import BaseProvider
+from ._attempt import AttemptState, run_attempt
+from ._failures import closed_error
+from ._guard import aclose_quietly, notify
+
+if TYPE_CHECKING:
+    from ._call import Call
+
+#: request options that make a reply more than text: such a reply is never continued
+_NOT_TEXT_ONLY: Final = frozenset(("tools", "tool_choice", "response_format", "reasoning_effort", "thinking"))
+
+
+def has_prefill(provider: BaseProvider) -> bool:
+    """Whether `provider` declares the `prefill` capability (in its config, or on itself)."""
+    capabilities = getattr(getattr(provider, "config", None), "capabilities", None)
+    if capabilities is None:
+        capabilities = getattr(provider, "capabilities", None)
+    return isinstance(capabilities, frozenset | set | tuple | list) and "prefill" in capabilities
+
+
+def _text_only(call: Call, broken: AttemptState) -> bool:
+    if _NOT_TEXT_ONLY & call.request.extra.keys() or call.request.response_format is not None:
+        return False
+    return not any(chunk.reasoning for chunk in broken.first or ())
+
+
+def _strip_leading(batch: ChunkBatch) -> ChunkBatch:
+    """`batch` without the whitespace it starts with (chunks left empty are dropped unless they close)."""
+    out: ChunkBatch = []
+    stripping = True
+    for chunk in batch:
+        if stripping and chunk.text:
+            text = chunk.text.lstrip()
+            stripping = not text
+            chunk = replace(chunk, text=text)
+        if chunk.text or chunk.reasoning or chunk.finish_reason is not None or chunk.usage is not None:
+            out.append(chunk)
+    return out
+
+
+def _closing(call: Call) -> bool:
+    return call.cancel_requested
+
+
+async def continue_call(call: Call, event: LLMException) -> bool:
+    """Go on with `call`'s reply after its winner broke with `event`.
+
+    True when the call has been dealt with: a new winner serves the rest (or the
+    call was closed meanwhile, its error set); False when it cannot be continued
+    and fails with `StreamInterruptedError` as before. Raises only cancellation
+    and a provider's KeyboardInterrupt or SystemExit.
+    """
+    manager = call.manager
+    broken = call.winner
+    if not manager.continue_on_interrupt or broken is None or call.cancel_requested:
+        return False
+    text = "".join(call.parts)
+    tried = {a.provider.name for a in call.attempts if a.reason == "continue"} | {broken.provider.name}
+    candidates = [p for p in call.providers if p.name not in tried and has_prefill(p)]
+    if not text or not candidates or not _text_only(call, broken):
+        return False
+    await aclose_quietly(broken.batches)
+    provider = candidates[0]
+    prefill = text.rstrip() if getattr(provider, "kind", None) == "anthropic" else text
+    request = replace(call.request, messages=(*call.request.messages, Message("assistant", prefill)))
+    notify(
+        manager.observer.fallback,
+        call.request,
+        broken.provider.name,
+        provider.name,
+        f"continue after {len(text)} characters ({type(event).__name__})",
+    )
+    attempt = AttemptState(provider, "continue", call.clock())
+    call.attempts.append(attempt)
+    notify(manager.observer.attempt_start, call.request, provider.name, provider.model, "fallback")
+    with anyio.CancelScope(deadline=call.deadline) as scope:
+        call.scope = scope
+        await run_attempt(attempt, request, call.clock)
+    call.scope = None
+    if attempt.fatal is not None:
+        raise attempt.fatal
+    closing = _closing(call)  # set by a close from another task while the attempt ran
+    if closing or scope.cancelled_caught or attempt.error is not None:
+        if attempt.outcome is None:
+            attempt.stop(call.clock())
+        await aclose_quietly(attempt.batches)
+        if closing:
+            call._end_cancelled(closed_error(call.request.request_id))
+            return True
+        if attempt.error is not None:
+            manager.cooldown.failure(provider.name, attempt.error)
+            call.errors.append(attempt.error)
+        return False
+    manager.cooldown.success(provider.name)
+    attempt.outcome = "continued"
+    call.winner = attempt
+    call.continued = True
+    call.hard_deadline = min(call.deadline, attempt.deadline)
+    first = attempt.first
+    if first is not None:
+        if len(prefill) < len(text):  # the consumer has the trailing whitespace already
+            first = _strip_leading(first)
+        call._remember(first)
+        call.pending_first = first
+    return True
