@@ -144,7 +144,8 @@ async def test_the_deadline_fires_while_reading_a_provider_that_never_awaits() -
         started = time.monotonic()
         with pytest.raises(LLMTimeoutError):
             await llm.generate_text("hi", timeout=0.2)
-        assert time.monotonic() - started < 0.5
+        # The spinner would hold the loop for 1 s: well before that, the deadline fired.
+        assert time.monotonic() - started < 0.9
         tg.cancel_scope.cancel()
     assert _longest_gap(beats) < 0.2
 

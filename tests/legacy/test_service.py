@@ -88,7 +88,10 @@ def test_generate_response_maps_the_system_message_and_passes_kwargs(
     sent = body(server)
     assert sent["system"] == "Answer in English."
     assert sent["messages"] == [{"role": "user", "content": "How are you?"}]
-    assert (sent["temperature"], sent["top_k"], sent["stream"]) == (0.2, 5, True)
+    assert (sent["top_k"], sent["stream"]) == (5, True)
+    # The configured model is a current Claude, which takes no sampling options: the hint is left out.
+    assert "temperature" not in sent
+    assert response.attempts[-1].dropped == ("temperature",)
 
 
 @pytest.mark.parametrize("status", [400, 401, 429, 500, 529])
