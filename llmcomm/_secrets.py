@@ -194,3 +194,42 @@ def _scrub_one(error: BaseException, secret: str | None) -> None:
         masked_body = scrub(raw, secret)
         if masked_body != raw:
             error.body = orjson.loads(masked_body)  # type: ignore[attr-defined]
+
+
+#: libraries whose exception objects never reach a caller: they keep requests (headers,
+#: the API key among them), connections and SDK internals
+FOREIGN_LIBRARIES: Final = frozenset({"httpx2", "httpcore2", "h11", "h2", "anyio", "anthropic", "openai", "coredis"})
+
+
+class CauseSummary(Exception):
+    """What a third-party library raised under an llmcomm error, kept as text only.
+
+    `kind` is the library's exception class (e.g. `"httpx2.ConnectError"`); the
+    message is masked by the one masking rule. No request, response or connection
+    object is kept, so nothing reachable from an llmcomm error holds a secret.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}" if message else kind)
+        self.kind = kind
+
+
+def detach_foreign_causes(error: BaseException, secrets: Iterable[str | None] = ()) -> None:
+    """Replace the third-party exceptions under `error` by a `CauseSummary` of the first.
+
+    Walks `__cause__` (then `__context__`) from `error`; the first exception of a
+    foreign library (`FOREIGN_LIBRARIES`) becomes its summary, and what hung under it
+    is dropped, along with the implicit context of every llmcomm error above it.
+    """
+    current = error
+    for _ in range(32):  # chains are short; a cycle must not loop forever
+        following = current.__cause__ if current.__cause__ is not None else current.__context__
+        if following is None:
+            return
+        if type(following).__module__.split(".")[0] in FOREIGN_LIBRARIES:
+            kind = f"{type(following).__module__.split('.')[0]}.{type(following).__qualname__}"
+            current.__cause__ = CauseSummary(kind, redact(str(following), secrets))
+            current.__context__ = None
+            current.__suppress_context__ = True
+            return
+        current = following

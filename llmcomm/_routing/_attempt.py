@@ -18,6 +18,7 @@ import anyio
 import anyio.lowlevel
 
 from .._errors import LLMException, ProviderUnavailableError
+from .._secrets import detach_foreign_causes
 from .._types import Attempt, AttemptOutcome, ChunkBatch, Request, is_progress
 from ..providers._base import BaseProvider, stream_batches
 from ._guard import aclose_quietly, contract_error, is_cancellation
@@ -125,6 +126,7 @@ async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[
                 await _read_to_first(attempt, request, clock)
     except LLMException as exc:
         error = exc
+        detach_foreign_causes(exc, (getattr(getattr(provider, "config", None), "api_key", None),))
     except BaseException as exc:
         if is_cancellation(exc):
             raise

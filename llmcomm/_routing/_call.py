@@ -25,6 +25,7 @@ from .._cost import cost_of
 from .._errors import LLMException, ProviderUnavailableError, StreamInterruptedError
 from .._messages import assemble
 from .._observability._context import _request_id
+from .._secrets import detach_foreign_causes
 from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
 from ..providers._base import BaseProvider
 from ._attempt import CHECKPOINT_INTERVAL, AttemptState
@@ -238,6 +239,7 @@ class Call:
                     winner.exhausted = True
                 except LLMException as exc:
                     error = exc
+                    detach_foreign_causes(exc, (getattr(getattr(winner.provider, "config", None), "api_key", None),))
                 except BaseException as exc:
                     if is_cancellation(exc):
                         raise

@@ -19,6 +19,7 @@ import time
 from typing import Final
 
 from .._errors import AllProvidersFailedError, InvalidRequestError, LLMException, ProviderUnavailableError
+from .._secrets import CauseSummary
 from .._types import LLMResponse, UsageInfo
 
 CALL_FAILED: Final = "调用失败: "
@@ -42,7 +43,9 @@ def _connect_failure(error: BaseException) -> bool:
     for _ in range(_CHAIN_DEPTH):
         if cause is None:
             return False
-        if type(cause).__name__ in _CONNECT_FAILURES:
+        # A transport library's error reaches llmcomm's callers only as its summary (`CauseSummary`).
+        kind = cause.kind.rpartition(".")[2] if isinstance(cause, CauseSummary) else type(cause).__name__
+        if kind in _CONNECT_FAILURES:
             return True
         cause = cause.__cause__ or cause.__context__
     return False
