@@ -20,7 +20,6 @@ from .._types import LLMResponse
 from ._failures import LEGACY_PROVIDER, MANAGER_FAILED, failed_response, is_failure
 from ._prompts import context_messages, system_prompt
 from ._service import (
-    LEGACY_RESPONSE_MAX_TOKENS,
     QUICK_TEST_PROMPT,
     LLMMessage,
     SimpleLLMService,
@@ -76,8 +75,6 @@ class SimpleLLMManager:
         self._configured_model = self.default_model
         chosen = positive_int(env, "ANTHROPIC_MAX_TOKENS")
         self.max_tokens: int = chosen or DEFAULT_MANAGER_MAX_TOKENS
-        #: what a call sends when it names no max_tokens: ANTHROPIC_MAX_TOKENS when set, else 40960
-        self.response_max_tokens: int = chosen or LEGACY_RESPONSE_MAX_TOKENS
         self.default_provider: str = LEGACY_PROVIDER
         self._services: dict[str, SimpleLLMService] = {}
 
@@ -127,7 +124,8 @@ class SimpleLLMManager:
         model: str | None = kwargs.pop("model", None)
         if not model and self.default_model != self._configured_model:
             model = self.default_model  # the application changed the attribute: send it, as the original did
-        max_tokens: int | None = kwargs.pop("max_tokens", None) or self.response_max_tokens
+        # None: the service sends the legacy default (ANTHROPIC_MAX_TOKENS, else 40960) to Anthropic only.
+        max_tokens: int | None = kwargs.pop("max_tokens", None) or None
         log_line(logging.DEBUG, request_id, "MANAGER", f"generate_response via {provider or self.default_provider}")
         try:
             service, forced = self._route(provider, request_id)

@@ -179,9 +179,18 @@ class SimpleLLMService:
         max_tokens: int | None,
         request_id: str,
         provider_kwargs: Mapping[str, Any] | None = None,
+        default_max_tokens: int | None = None,
     ) -> dict[str, Any]:
-        """llmcomm call options for a legacy call."""
-        options: dict[str, Any] = {"max_tokens": max_tokens or self.default_max_tokens, "request_id": request_id}
+        """llmcomm call options for a legacy call.
+
+        A `max_tokens` the caller gives goes to every provider. The legacy default
+        (`default_max_tokens`, else 12288) was the Anthropic service's own: it goes to
+        Anthropic providers only, and every other provider keeps its configured limit
+        (`OPENAI_MAX_TOKENS`), which an OpenAI model can actually serve.
+        """
+        options: dict[str, Any] = {"request_id": request_id}
+        if max_tokens:
+            options["max_tokens"] = max_tokens
         # The configured model stays per provider, so a fallback provider keeps its own.
         chosen = model or (self.default_model if self.default_model != self._configured_model else None)
         if chosen:
@@ -197,6 +206,10 @@ class SimpleLLMService:
                 extra.update(value)
             elif key != "stream":  # the call streams underneath anyway
                 extra[key] = value
+        if not max_tokens:
+            aimed = extra.get("anthropic")
+            legacy_limit = {"max_tokens": default_max_tokens or self.default_max_tokens}
+            extra["anthropic"] = {**legacy_limit, **aimed} if isinstance(aimed, Mapping) else legacy_limit
         if extra:
             options["extra"] = extra
         return options
@@ -228,7 +241,7 @@ class SimpleLLMService:
     def _response_options(
         self, model: str | None, max_tokens: int | None, request_id: str, kwargs: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return self._call_options(model, max_tokens or self.response_max_tokens, request_id, kwargs)
+        return self._call_options(model, max_tokens, request_id, kwargs, self.response_max_tokens)
 
     def _failed(self, exc: Exception, model: str | None, started: float, request_id: str, layer: str) -> LLMResponse:
         log_line(logging.WARNING, request_id, layer, f"generate_response failed: {type(exc).__name__}: {exc}")

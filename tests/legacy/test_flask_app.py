@@ -8,6 +8,7 @@ text in every case; what differs is the prefix its own checks look at.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import sys
@@ -180,6 +181,27 @@ def test_fallback_to_a_second_provider(server: FakeServer, load_app: LoadApp) ->
     assert data["usage"]["total_tokens"] == data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"] > 0
     assert [r.api for r in server.requests] == ["anthropic", "openai"]
     assert body["llm_success"] is True
+    # The legacy 40960 was the Anthropic service's own limit: the fallback keeps the one it can serve.
+    anthropic_body, openai_body = (r.body for r in server.requests)
+    assert anthropic_body["max_tokens"] == 40960
+    assert openai_body["max_tokens"] == 4096
+
+
+def test_a_max_tokens_the_caller_gives_goes_to_every_provider(server: FakeServer, load_app: LoadApp) -> None:
+    server.route(model="claude-overloaded", script=Script(status=529, retry_after=0))
+    server.default = Script(text="From the fallback.")
+    load_app(ANTHROPIC_MODEL="claude-overloaded", OPENAI_BASE_URL=server.openai_base_url)
+    from llmcomm.legacy import llm_manager
+
+    loop = asyncio.new_event_loop()
+    try:
+        response = loop.run_until_complete(
+            llm_manager.generate_response(messages=[{"role": "user", "content": "hi"}], max_tokens=1234)
+        )
+    finally:
+        loop.close()
+    assert response.content == "From the fallback."
+    assert [r.body["max_tokens"] for r in server.requests] == [1234, 1234]
 
 
 def test_provider_from_the_request_body(server: FakeServer, load_app: LoadApp) -> None:
