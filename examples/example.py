@@ -227,6 +227,8 @@ def main() -> int:
                 # A mistake in the configuration must stop the tour, never hide behind canned text.
                 print(f"llmcomm tour — configuration error: {error}", file=sys.stderr)
                 return 2
+            for note in error.notes:  # e.g. a placeholder key: the user meant to configure something
+                print(f"llmcomm tour — note: {note}", file=sys.stderr)
             server = stack.enter_context(FakeServer())
             server.default = Script(text="Hello from llmcomm's loopback simulator.", token_delay=0.01)
             # Legacy code reads its provider from the environment: point it at the simulator.

@@ -46,7 +46,7 @@ log = logging.getLogger("fastapi_app")
 
 SIMULATED_REPLY = (
     "This reply comes from llmcomm's loopback simulator, one token at a time. Set ANTHROPIC_API_KEY "
-    "or OPENAI_API_KEY (see examples/example.env) and restart to talk to a real model."
+    "or OPENAI_API_KEY (OPENAI_BASE_URL for a compatible server) and restart to talk to a real model."
 )
 
 

@@ -175,7 +175,9 @@ def from_mapping(cls: type[Configuration], env: Mapping[str, str]) -> Configurat
     if not providers:
         why = f" ({'; '.join(notes.values())})" if notes else ""
         raise ConfigurationError(
-            f"no LLM provider found in the environment{why}: {SETUP_HINT}", nothing_configured=True
+            f"no LLM provider found in the environment{why}: {SETUP_HINT}",
+            nothing_configured=True,
+            notes=tuple(notes.values()),
         )
     return cls(
         providers=providers,
@@ -192,6 +194,8 @@ def _missing_hint(kind: ProviderKind, env: Mapping[str, str], notes: Mapping[str
     variable = KEY_VARIABLES[kind]
     base_variable = f"{kind.upper()}_BASE_URL"
     if base_url := env.get(base_variable, "").strip():
+        if variable in notes:  # set, but to a placeholder: say so, not that it is missing
+            return f"{base_variable}={mask_url(base_url)!r} is set but {notes[variable]}"
         return f"{base_variable}={mask_url(base_url)!r} is set but {variable} is missing: set {variable}"
     return notes.get(variable, f"{variable} is not set: set it")
 

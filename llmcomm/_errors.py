@@ -64,11 +64,21 @@ class ConfigurationError(LLMException):
 
     `nothing_configured` is True only when no provider is set up at all (no key,
     no base URL, no CLI); every other `ConfigurationError` is a mistake to fix.
+    `notes` says why variables that were set configured nothing (a placeholder key).
     """
 
-    def __init__(self, message: str, *, nothing_configured: bool = False, provider: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        nothing_configured: bool = False,
+        provider: str | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message, provider=provider)
         self.nothing_configured = nothing_configured
+        #: why variables that were set did not configure a provider (a placeholder key, say)
+        self.notes = notes
 
 
 class InvalidRequestError(LLMException):

@@ -169,3 +169,28 @@ def test_example_env_defaults_are_the_real_defaults(tmp_path: Path) -> None:
     base = {"PATH": str(tmp_path), **keys}
     assert Configuration.from_env(environ={**base, **defaults}) == Configuration.from_env(environ=base)
     assert [p.kind for p in Configuration.from_env(environ=base).providers] == ["anthropic", "openai", "claude_cli"]
+
+
+def test_a_placeholder_key_is_named_when_the_tour_falls_back_to_the_simulator(tmp_path: Path) -> None:
+    env = {**clean_env(tmp_path), "ANTHROPIC_API_KEY": "your-anthropic-api-key"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "example.py")],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "using the loopback simulator" in result.stdout.splitlines()[0]
+    assert "note: ANTHROPIC_API_KEY looks like a placeholder" in result.stderr
+
+
+def test_a_placeholder_key_beside_a_base_url_is_called_a_placeholder_not_missing() -> None:
+    env = {"ANTHROPIC_API_KEY": "xxxxxxxx", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "PATH": ""}
+    with pytest.raises(ConfigurationError) as caught:
+        Configuration.from_env(environ=env)
+    assert "placeholder" in str(caught.value)
+    assert "is missing" not in str(caught.value)
