@@ -112,6 +112,8 @@ class LLMCommunication:
                 or CooldownTracker(config.cooldown_failures, config.cooldown_seconds, config.auth_cooldown_seconds),
                 observer=self._observability,
             )
+            if config.shared_state:
+                await _share_state(manager.cooldown, config.shared_state, stack)
             self._background = manager.background = Background()
             self._observability.open(self._background)
             self._loop = loop_token()
@@ -223,3 +225,24 @@ class LLMCommunication:
     async def llm_call(self, prompt: str) -> str:
         """The reply's text, with the configured defaults (the legacy name)."""
         return await self.generate_text(prompt)
+
+
+async def _share_state(tracker: CooldownTracker, url: str, stack: AsyncExitStack) -> None:
+    """Keep `tracker`'s breakers and the budgets on the Redis server at `url` while the client is
+    open: the connection lives on the state's own thread (never in a task of the caller), starts
+    connecting now without being awaited, and is closed with the client. Raises `ConfigurationError`
+    when the `redis` extra is not installed."""
+    from ._routing._state import open_state
+
+    state = open_state(url, tracker.policy)
+    start = getattr(state, "start", None)
+    if callable(start):
+        start()
+    previous = tracker.use_state(state)
+
+    async def unshare() -> None:
+        if tracker.state is state:
+            tracker.use_state(previous)
+        await state.aclose()
+
+    stack.push_async_callback(unshare)

@@ -11,7 +11,7 @@ from ._messages import Message as Message
 from ._messages import ReasoningPart, Tool, ToolCall, ToolCallDelta, assistant_message
 from ._messages import Role as Role
 
-AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown", "skipped-unsupported"]
+AttemptOutcome = Literal["won", "failed", "cancelled", "skipped-cooldown", "skipped-unsupported", "skipped-rate-limit"]
 
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")

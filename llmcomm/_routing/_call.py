@@ -28,6 +28,7 @@ from .._observability._context import _request_id
 from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
 from ..providers._base import BaseProvider
 from ._attempt import CHECKPOINT_INTERVAL, AttemptState
+from ._budget import settle
 from ._failures import call_timeout, closed_error, idle_timeout, interrupted
 from ._guard import CLOSE_GRACE, aclose_quietly, contract_error, is_cancellation, notify, race_clock
 from ._race import race
@@ -320,6 +321,7 @@ class Call:
             cost=cost_of(usage, getattr(winner.provider, "config", None)),
             **assemble(self.chunks).response_fields(),
         )
+        settle(winner, usage.total_tokens, now)
         self._settle()
         notify(self.manager.observer.request_end, self.request, response)
 

@@ -23,7 +23,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._capabilities import skip_unsupported
-from .._errors import AllProvidersFailedError, LLMException, ProviderUnavailableError
+from .._errors import AllProvidersFailedError, LLMException, ProviderUnavailableError, RateLimitError
 from .._types import Attempt
 from ..providers._base import BaseProvider
 from ._attempt import AttemptState, provider_timeout, run_attempt
@@ -79,7 +79,7 @@ async def _plan(manager: ProviderManager, call: Call) -> deque[BaseProvider]:
     while True:
         order: deque[BaseProvider] = deque()
         for provider in providers:
-            taken = cooldown.acquire(provider.name)
+            taken = await cooldown.admit(provider.name)
             if taken == "probe":
                 call.probes.append(provider.name)
             if taken is not None:
@@ -118,6 +118,7 @@ def _launch(
     # call's deadline comes first, the call's scope is all it needs.
     scoped = not alone or now + provider_timeout(provider) < call.deadline
     attempt = AttemptState(provider, reason, now, scoped=scoped)
+    attempt.store, attempt.fleet = manager.cooldown.state, manager.scope(provider)  # its budgets: `_budget`
     call.attempts.append(attempt)
     notify(manager.observer.attempt_start, call.request, provider.name, provider.model, reason)
     return attempt
@@ -127,7 +128,8 @@ def _failed(manager: ProviderManager, call: Call, attempt: AttemptState) -> LLME
     error = attempt.error
     assert error is not None
     call.errors.append(error)
-    manager.cooldown.failure(attempt.provider.name, error)
+    if attempt.outcome != "skipped-rate-limit":  # not sent: says nothing of the provider's health
+        manager.cooldown.failure(attempt.provider.name, error)
     return error
 
 
@@ -216,6 +218,8 @@ def _next_round(
 ) -> tuple[float, list[AttemptState]]:
     """The wait before retrying the retryable ones of `failures`; raises the call's error when none may be."""
     again = [a for a in failures if a.error is not None and a.error.retryable]
+    if again and all(a.outcome == "skipped-rate-limit" for a in again):
+        return _budget_wait(manager, call, again, last), again
     first = again[0].error if again else None
     if first is None or not manager.retry.should_retry(first, retries):
         raise final_error(call)
@@ -224,6 +228,25 @@ def _next_round(
         raise final_error(call)
     notify(manager.observer.retry, call.request, again[0].provider.name, last, delay)
     return delay, again
+
+
+def _budget_wait(manager: ProviderManager, call: Call, skipped: list[AttemptState], last: LLMException) -> float:
+    """Every provider is out of rate-limit budget: the wait until the first has room, within the
+    call's deadline (not a retry: it sent nothing); `RateLimitError` saying when, past the deadline."""
+    waits = [a.error.retry_after or 0.0 for a in skipped if a.error is not None]
+    wait = max(min(waits), 0.001)
+    left = call.deadline - call.clock()
+    if wait >= left:
+        raise RateLimitError(
+            f"every provider is out of its rate-limit budget; the first has room again in {wait:.3g} s, "
+            f"after this call's deadline ({max(left, 0.0):.3g} s left); try again then, raise the call's timeout, "
+            "or raise rpm/tpm if the providers allow more",
+            provider=skipped[0].provider.name,
+            request_id=call.request.request_id,
+            retry_after=wait,
+        )
+    notify(manager.observer.retry, call.request, skipped[0].provider.name, last, wait)
+    return wait
 
 
 def final_error(call: Call) -> LLMException:
