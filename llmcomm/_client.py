@@ -113,7 +113,7 @@ class LLMCommunication:
                 observer=self._observability,
             )
             if config.shared_state:
-                await _share_state(manager.cooldown, config.shared_state, stack)
+                _share_state(manager, config.shared_state, stack)
             self._background = manager.background = Background()
             self._observability.open(self._background)
             self._loop = loop_token()
@@ -227,17 +227,21 @@ class LLMCommunication:
         return await self.generate_text(prompt)
 
 
-async def _share_state(tracker: CooldownTracker, url: str, stack: AsyncExitStack) -> None:
-    """Keep `tracker`'s breakers and the budgets on the Redis server at `url` while the client is
-    open: the connection lives on the state's own thread (never in a task of the caller), starts
-    connecting now without being awaited, and is closed with the client. Raises `ConfigurationError`
-    when the `redis` extra is not installed."""
+def _share_state(manager: ProviderManager, url: str, stack: AsyncExitStack) -> None:
+    """Keep the breakers and budgets of `manager`'s providers on the Redis server at `url` while the
+    client is open. The connection lives on the state's own thread (never in a task of the caller)
+    and starts now, learning the fleet's view of these providers, without being awaited; it is
+    closed with the client. Raises `ConfigurationError` when the `redis` extra is not installed."""
     from ._routing._state import open_state
 
+    tracker = manager.cooldown
     state = open_state(url, tracker.policy)
     start = getattr(state, "start", None)
     if callable(start):
         start()
+    now = anyio.current_time()
+    for provider in manager.providers:
+        state.cooling(manager.scope(provider), now)  # known from now on: fetched, then refreshed behind
     previous = tracker.use_state(state)
 
     async def unshare() -> None:
