@@ -78,15 +78,16 @@ def reading_headers(attempt: AttemptState) -> Iterator[None]:
 
 
 def report(attempt: AttemptState, now: float) -> None:
-    """Hand what the attempt learnt to the state: headers, time to first token, tokens not spent."""
+    """Hand what the attempt learnt to the budgets: its headers, and the tokens a failed attempt did not spend.
+
+    Time-to-first-token samples belong to the hedge policy, which records them itself.
+    """
     state, scope = attempt.store, attempt.fleet
     if state is None or scope is None:
         return
     if attempt.headers:
         state.report_headers(scope, now, attempt.headers, wall_now=time.time())
-    if attempt.first_at is not None:
-        state.record_ttft(scope, attempt.first_at - attempt.started)
-    elif attempt.error is not None and attempt.charged:
+    if attempt.first_at is None and attempt.error is not None and attempt.charged:
         state.settle(scope, now, estimate=attempt.charged, actual=0)
         attempt.charged = 0
 
