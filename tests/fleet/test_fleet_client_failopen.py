@@ -69,3 +69,35 @@ async def test_redis_killed_and_restarted_mid_run_fails_no_call(
     assert max(durations) < SLOWEST, max(durations)
     assert len(outage_warnings(caplog)) == 1, outage_warnings(caplog)
     assert server.request_count == 60
+
+
+@pytest.mark.timeout(60)
+async def test_the_shared_state_is_opened_and_closed_with_the_client(server: FakeServer, redis: RedisServer) -> None:
+    from llmcomm import CooldownTracker
+    from llmcomm._routing._state import LocalState
+    from llmcomm._routing._state._redis import RedisState
+
+    tracker = CooldownTracker()
+    own = tracker.state
+    config = Configuration(providers=(provider(server, "openai"),), shared_state=redis.url, cooldown=tracker)
+    async with LLMCommunication(config) as llm:
+        state = tracker.state
+        assert isinstance(state, RedisState)
+        assert await llm.generate_text("hi")
+    assert tracker.state is own and isinstance(own, LocalState)
+    assert state.link._closed  # its thread is stopped (the autouse check finds no thread left)
+
+
+@pytest.mark.timeout(60)
+async def test_a_redis_that_is_not_there_delays_nothing(server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    from .conftest import free_port
+
+    caplog.set_level(logging.WARNING, logger="llmcomm")
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    config = Configuration(providers=(provider(server, "openai", rpm=6000),), shared_state=url, max_retries=0)
+    started = time.monotonic()
+    async with LLMCommunication(config) as llm:
+        texts = [await llm.generate_text("hi") for _ in range(5)]
+    assert time.monotonic() - started < 2.0
+    assert texts == ["Hello from llmcomm.testing."] * 5
+    assert len(outage_warnings(caplog)) == 1
