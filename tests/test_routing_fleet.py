@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import anyio
 import pytest
 import trio.testing
 
 from llmcomm import CooldownTracker, ProviderConfig, ProviderUnavailableError, RateLimitError, Request, StreamChunk
-from llmcomm._routing._state import LocalState
+from llmcomm._routing._state import LocalState, StateBackend
 from llmcomm._routing._state._types import burst, refill_rate
 from llmcomm.providers._send import REPLY_HEADERS
 
@@ -201,3 +202,27 @@ async def test_the_breaker_is_kept_by_endpoint_and_model_not_by_name() -> None:
         assert set(tracker.snapshot()) == {"first", "second"}
         assert isinstance(tracker.state, LocalState)
     assert outcomes(response) == [("first", "skipped-cooldown"), ("second", "skipped-cooldown"), ("third", "won")]
+
+
+class _Broken:
+    """A state whose budgets raise (a bug, an unexpected client error); the rest is a `LocalState`."""
+
+    def __init__(self) -> None:
+        self.local = LocalState()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.local, name)
+
+    async def take(self, *args: object, **kwargs: object) -> object:
+        raise RuntimeError("redis://:pw@host broke")
+
+
+async def test_a_state_that_raises_never_fails_a_call(caplog: pytest.LogCaptureFixture) -> None:
+    limited = Limited("limited", ["a", FINISH], rpm=60)
+    tracker = CooldownTracker()
+    tracker.use_state(cast(StateBackend, _Broken()))
+    async with client(limited, cooldown=tracker) as llm:
+        texts = [await llm.generate_text("hi") for _ in range(5)]
+    assert texts == ["a"] * 5
+    assert "rate-limit state failed (RuntimeError)" in caplog.text
+    assert "pw@" not in caplog.text

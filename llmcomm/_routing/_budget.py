@@ -13,6 +13,7 @@ tokens back.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from ..providers._send import REPLY_HEADERS
 
 if TYPE_CHECKING:
     from ._attempt import AttemptState
+
+log = logging.getLogger("llmcomm")
 
 #: characters per token, for the estimate charged before the real usage is known
 CHARS_PER_TOKEN = 4
@@ -45,7 +48,12 @@ async def charge(attempt: AttemptState, request: Request, now: float) -> RateLim
     if state is None or scope is None:
         return None
     input_tokens, output_tokens = estimate(request, attempt)
-    grant = await state.take(scope, now, requests=1, input_tokens=input_tokens, output_tokens=output_tokens)
+    try:
+        grant = await state.take(scope, now, requests=1, input_tokens=input_tokens, output_tokens=output_tokens)
+    except Exception as exc:  # a state that cannot answer never fails a call: fail open, uncounted
+        # the type only: a Redis error's text may hold its URL
+        log.warning("rate-limit state failed (%s); %s is sent uncounted", type(exc).__name__, attempt.provider.name)
+        return None
     if grant.granted:
         attempt.charged = input_tokens + output_tokens
         return None
