@@ -242,11 +242,10 @@ def _share_state(manager: ProviderManager, url: str, stack: AsyncExitStack) -> N
     now = anyio.current_time()
     for provider in manager.providers:
         state.cooling(manager.scope(provider), now)  # known from now on: fetched, then refreshed behind
-    previous = tracker.use_state(state)
+    tracker.use_state(state)
 
     async def unshare() -> None:
-        if tracker.state is state:
-            tracker.use_state(previous)
+        tracker.leave_state(state)
         await state.aclose()
 
     stack.push_async_callback(unshare)

@@ -92,6 +92,7 @@ class CooldownTracker:
         self.clock = clock
         #: where breakers (and budgets) are kept: this process's own until a client shares them
         self.state: StateBackend = LocalState(self.policy)
+        self._own = self.state
         self._probes: dict[Scope, _Probe] = {}
         self._scopes: dict[str, Scope] = {}
 
@@ -105,10 +106,14 @@ class CooldownTracker:
         """The breaker rule as the state backends take it."""
         return BreakerPolicy(self.failures, self.cooldown, self.auth_cooldown)
 
-    def use_state(self, state: StateBackend) -> StateBackend:
-        """Keep breakers in `state` from now on (a client sharing state calls it); the previous backend."""
-        previous, self.state = self.state, state
-        return previous
+    def use_state(self, state: StateBackend) -> None:
+        """Keep breakers (and budgets) in `state` from now on: a client with shared state calls it when it opens."""
+        self.state = state
+
+    def leave_state(self, state: StateBackend) -> None:
+        """`state` is closing: back to this tracker's own in-process state, unless another took its place."""
+        if self.state is state:
+            self.state = self._own
 
     def bind(self, name: str, scope: Scope) -> None:
         """Keep `name`'s breaker under `scope` (routing binds each provider to its scope)."""

@@ -101,3 +101,23 @@ async def test_a_redis_that_is_not_there_delays_nothing(server: FakeServer, capl
     assert time.monotonic() - started < 2.0
     assert texts == ["Hello from llmcomm.testing."] * 5
     assert len(outage_warnings(caplog)) == 1
+
+
+@pytest.mark.timeout(60)
+async def test_a_tracker_shared_by_two_clients_ends_on_its_own_state(server: FakeServer, redis: RedisServer) -> None:
+    from contextlib import AsyncExitStack
+
+    from llmcomm import CooldownTracker
+
+    tracker = CooldownTracker()
+    own = tracker.state
+    config = Configuration(providers=(provider(server, "openai"),), shared_state=redis.url, cooldown=tracker)
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(LLMCommunication(config))
+        second = LLMCommunication(config)
+        await second.__aenter__()
+        await first.aclose()  # the first closes while the second is open: the second's state stays
+        assert tracker.state is not own
+        assert await second.generate_text("hi")
+        await second.aclose()
+    assert tracker.state is own
