@@ -226,3 +226,19 @@ async def test_a_state_that_raises_never_fails_a_call(caplog: pytest.LogCaptureF
     assert texts == ["a"] * 5
     assert "rate-limit state failed (RuntimeError)" in caplog.text
     assert "pw@" not in caplog.text
+
+
+async def test_a_wait_for_budget_is_not_counted_as_a_retry() -> None:
+    # three calls spend the burst; the fourth waits for room, fails retryably, and still has its one retry
+    limited = Limited("only", *[["a", FINISH]] * 3, [ProviderUnavailableError("blip")], ["b", FINISH], rpm=60)
+    async with client(limited, max_retries=1) as llm:
+        for _ in range(3):
+            await llm.generate_response("hi")
+        response = await llm.generate_response("hi")
+    assert response.content == "b"
+    assert [o for _, o in outcomes(response)] == [
+        "skipped-rate-limit",
+        "failed",
+        "skipped-rate-limit",
+        "won",
+    ]

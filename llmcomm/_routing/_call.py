@@ -49,6 +49,7 @@ class Call:
     __slots__ = (
         "__weakref__",
         "attempts",
+        "budget_waits",
         "cancel_requested",
         "chunks",
         "clock",
@@ -101,6 +102,8 @@ class Call:
         self.skipped: list[Attempt] = []
         self.errors: list[LLMException] = []
         self.probes: list[str] = []
+        #: rounds that waited for a rate-limit budget (not counted as retries)
+        self.budget_waits = 0
         self.winner: AttemptState | None = None
         self.pending_first: ChunkBatch | None = None
         self.parts: list[str] = []

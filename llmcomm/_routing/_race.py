@@ -219,8 +219,10 @@ def _next_round(
     """The wait before retrying the retryable ones of `failures`; raises the call's error when none may be."""
     again = [a for a in failures if a.error is not None and a.error.retryable]
     if again and all(a.outcome == "skipped-rate-limit" for a in again):
+        call.budget_waits += 1  # a wait for budget sent nothing: it is no retry
         return _budget_wait(manager, call, again, last), again
     first = again[0].error if again else None
+    retries -= call.budget_waits
     if first is None or not manager.retry.should_retry(first, retries):
         raise final_error(call)
     delay = manager.retry.delay(retries, first)
