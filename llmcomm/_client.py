@@ -117,6 +117,8 @@ class LLMCommunication:
                 hedge=hedge_policy(config.hedge),
                 continue_on_interrupt=config.continue_on_interrupt,
             )
+            if config.shared_state:
+                _share_state(manager, config.shared_state, stack)
             self._background = manager.background = Background()
             self._observability.open(self._background)
             self._loop = loop_token()
@@ -260,3 +262,27 @@ class LLMCommunication:
     async def llm_call(self, prompt: str) -> str:
         """The reply's text, with the configured defaults (the legacy name)."""
         return await self.generate_text(prompt)
+
+
+def _share_state(manager: ProviderManager, url: str, stack: AsyncExitStack) -> None:
+    """Keep the breakers and budgets of `manager`'s providers on the Redis server at `url` while the
+    client is open. The connection lives on the state's own thread (never in a task of the caller)
+    and starts now, learning the fleet's view of these providers, without being awaited; it is
+    closed with the client. Raises `ConfigurationError` when the `redis` extra is not installed."""
+    from ._routing._state import open_state
+
+    tracker = manager.cooldown
+    state = open_state(url, tracker.policy)
+    start = getattr(state, "start", None)
+    if callable(start):
+        start()
+    now = anyio.current_time()
+    for provider in manager.providers:
+        state.cooling(manager.scope(provider), now)  # known from now on: fetched, then refreshed behind
+    tracker.use_state(state)
+
+    async def unshare() -> None:
+        tracker.leave_state(state)
+        await state.aclose()
+
+    stack.push_async_callback(unshare)

@@ -128,6 +128,8 @@ class ProviderConfig:
     prices per million tokens from the user's own table: with the first two set,
     `LLMResponse.cost` is the reply's cost (cache reads and writes at the input
     price unless priced themselves); otherwise it is None, never a guess.
+    `rpm` and `tpm` are this provider's requests and tokens per minute, enforced across
+    the fleet with `Configuration.shared_state` (per process without it); None: no budget.
     No kind has the `prefill` capability by default: declare it for a model or
     server that accepts a partial assistant turn to continue. Raises
     `ConfigurationError` for an unknown kind, capability, price or a non-positive limit.
@@ -149,6 +151,8 @@ class ProviderConfig:
     output_price: float | None = None
     cache_read_price: float | None = None
     cache_write_price: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -168,6 +172,13 @@ class ProviderConfig:
         for price in PRICE_FIELDS:
             if (problem := price_problem(price, getattr(self, price))) is not None:
                 raise ConfigurationError(f"provider {self.name!r}: {problem}")
+        for limit in ("rpm", "tpm"):
+            value = getattr(self, limit)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ConfigurationError(
+                    f"{limit} of provider {self.name!r} must be a positive whole number per minute, got {value!r}; "
+                    "leave it None for no budget"
+                )
 
     def __repr__(self) -> str:
         parts = [f"name={self.name!r}", f"kind={self.kind!r}", f"model={self.model!r}"]
@@ -178,6 +189,7 @@ class ProviderConfig:
         if self.cli_path:
             parts.append(f"cli_path={self.cli_path!r}")
         parts += [f"max_tokens={self.max_tokens}", f"timeout={self.timeout}"]
+        parts += [f"{limit}={getattr(self, limit)}" for limit in ("rpm", "tpm") if getattr(self, limit) is not None]
         return f"ProviderConfig({', '.join(parts)})"
 
     __str__ = __repr__

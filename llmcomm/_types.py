@@ -12,7 +12,9 @@ from ._messages import ReasoningPart, Tool, ToolCall, ToolCallDelta, assistant_m
 from ._messages import Role as Role
 from ._structured import OutputFormat
 
-AttemptOutcome = Literal["won", "failed", "cancelled", "continued", "skipped-cooldown", "skipped-unsupported"]
+AttemptOutcome = Literal[
+    "won", "failed", "cancelled", "continued", "skipped-cooldown", "skipped-unsupported", "skipped-rate-limit"
+]
 
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")

@@ -11,7 +11,7 @@ caller's task when the call cannot be hedged.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import final
 
 import anyio
@@ -21,7 +21,9 @@ from .._errors import LLMException, ProviderUnavailableError
 from .._secrets import detach_foreign_causes
 from .._types import Attempt, AttemptOutcome, ChunkBatch, Request, is_progress
 from ..providers._base import BaseProvider, stream_batches
+from ._budget import charge, reading_headers, report
 from ._guard import aclose_quietly, contract_error, is_cancellation
+from ._state import Scope, StateBackend
 
 #: the longest a provider may hold the event loop, in loop time (s), before the race
 #: yields to it for the provider: deadlines, the hedge and other tasks keep running
@@ -46,6 +48,7 @@ class AttemptState:
 
     __slots__ = (
         "batches",
+        "charged",
         "deadline",
         "dropped",
         "ended",
@@ -54,12 +57,15 @@ class AttemptState:
         "fatal",
         "first",
         "first_at",
+        "fleet",
+        "headers",
         "outcome",
         "provider",
         "reason",
         "scope",
         "started",
         "stopped",
+        "store",
     )
 
     def __init__(self, provider: BaseProvider, reason: str, now: float, *, scoped: bool = True) -> None:
@@ -83,6 +89,13 @@ class AttemptState:
         self.fatal: BaseException | None = None
         #: the call's hint options this provider's model does not take (left out of its body)
         self.dropped: tuple[str, ...] = ()
+        #: the state keeping the provider's budgets and its scope there (None: not counted; `_budget`)
+        self.store: StateBackend | None = None
+        self.fleet: Scope | None = None
+        #: tokens charged to the budgets for this attempt, not yet settled
+        self.charged = 0
+        #: the rate-limit headers of the provider's response
+        self.headers: Mapping[str, str] | None = None
 
     def stop(self, now: float) -> None:
         """Cancel this attempt because the race no longer needs it."""
@@ -92,6 +105,11 @@ class AttemptState:
         self.stopped = True
         if self.scope is not None:
             self.scope.cancel()
+
+    def skip(self, error: LLMException, now: float) -> None:
+        """Not sent: the provider has no rate-limit budget left."""
+        self.fail(error, now)
+        self.outcome = "skipped-rate-limit"
 
     def fail(self, error: LLMException, now: float) -> None:
         self.outcome = "failed"
@@ -118,12 +136,17 @@ async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[
     provider = attempt.provider
     error: LLMException | None = None
     scope = attempt.scope
+    refused = await charge(attempt, request, clock())
+    if refused is not None:
+        attempt.skip(refused, clock())
+        return
     try:
-        if scope is None:
-            await _read_to_first(attempt, request, clock)
-        else:
-            with scope:
+        with reading_headers(attempt):
+            if scope is None:
                 await _read_to_first(attempt, request, clock)
+            else:
+                with scope:
+                    await _read_to_first(attempt, request, clock)
     except LLMException as exc:
         error = exc
         detach_foreign_causes(exc, (getattr(getattr(provider, "config", None), "api_key", None),))
@@ -137,6 +160,7 @@ async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[
         if attempt.first_at is None:
             await aclose_quietly(attempt.batches)
     if attempt.stopped:
+        report(attempt, clock())
         return
     if error is None and scope is not None and scope.cancelled_caught:
         error = ProviderUnavailableError(
@@ -147,6 +171,7 @@ async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[
     if error is not None:
         error.provider = error.provider or provider.name
         attempt.fail(error, clock())
+    report(attempt, clock())
 
 
 async def _read_to_first(attempt: AttemptState, request: Request, clock: Callable[[], float]) -> None:

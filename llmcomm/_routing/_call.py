@@ -29,6 +29,7 @@ from .._secrets import detach_foreign_causes
 from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
 from ..providers._base import BaseProvider
 from ._attempt import CHECKPOINT_INTERVAL, AttemptState
+from ._budget import settle
 from ._continue import continue_call
 from ._failures import call_timeout, closed_error, idle_timeout, interrupted
 from ._guard import CLOSE_GRACE, aclose_quietly, contract_error, is_cancellation, notify, race_clock
@@ -50,6 +51,7 @@ class Call:
     __slots__ = (
         "__weakref__",
         "attempts",
+        "budget_waits",
         "cancel_requested",
         "chunks",
         "clock",
@@ -103,6 +105,8 @@ class Call:
         self.skipped: list[Attempt] = []
         self.errors: list[LLMException] = []
         self.probes: list[str] = []
+        #: rounds that waited for a rate-limit budget (not counted as retries)
+        self.budget_waits = 0
         self.winner: AttemptState | None = None
         self.pending_first: ChunkBatch | None = None
         self.parts: list[str] = []
@@ -334,6 +338,7 @@ class Call:
             **assemble(self.chunks).response_fields(),
             continued=self.continued,
         )
+        settle(winner, usage.total_tokens, now)
         self._settle()
         notify(self.manager.observer.request_end, self.request, response)
 

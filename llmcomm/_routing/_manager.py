@@ -18,10 +18,11 @@ from .._events import NullObserver, Observer
 from .._types import Request
 from ..providers._base import BaseProvider
 from ._background import Background
-from ._breaker import CooldownTracker
+from ._breaker import CooldownTracker, scope_of
 from ._call import Call
 from ._hedge import AdaptiveHedge
 from ._retry import RetryHandler
+from ._state import Scope
 
 
 @final
@@ -60,11 +61,20 @@ class ProviderManager:
         #: where calls dropped without being closed are closed (set by the owning client)
         self.background: Background | None = None
         self._by_name = {p.name: p for p in self.providers}
+        #: each provider's scope in the breaker and budget state (hashes, never its name)
+        self._scopes = {p.name: scope_of(p) for p in self.providers}
+        for name, scope in self._scopes.items():
+            self.cooldown.bind(name, scope)
         self._calls: set[Call] = set()
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self.providers)
         return f"ProviderManager([{names}], fallback_timeout={self.fallback_timeout})"
+
+    def scope(self, provider: BaseProvider) -> Scope:
+        """`provider`'s scope in the breaker and budget state."""
+        scope = self._scopes.get(provider.name)
+        return scope if scope is not None else scope_of(provider)
 
     def select(self, provider: str | None) -> tuple[BaseProvider, ...]:
         """The providers a call may use: all, or the one it names (`InvalidRequestError` if unknown)."""

@@ -24,7 +24,13 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .._capabilities import skip_unsupported
-from .._errors import AllProvidersFailedError, InvalidRequestError, LLMException, ProviderUnavailableError
+from .._errors import (
+    AllProvidersFailedError,
+    InvalidRequestError,
+    LLMException,
+    ProviderUnavailableError,
+    RateLimitError,
+)
 from .._events import REJECTED
 from .._types import Attempt
 from .._wire._options import request_dropped
@@ -83,7 +89,7 @@ async def _plan(manager: ProviderManager, call: Call) -> deque[BaseProvider]:
     while True:
         order: deque[BaseProvider] = deque()
         for provider in providers:
-            taken = cooldown.acquire(provider.name)
+            taken = await cooldown.admit(provider.name)
             if taken == "probe":
                 call.probes.append(provider.name)
             if taken is not None:
@@ -124,6 +130,7 @@ def _launch(
     attempt = AttemptState(provider, reason, now, scoped=scoped)
     request = call.request
     attempt.dropped = request_dropped(request, getattr(provider, "kind", None), request.model or provider.model)
+    attempt.store, attempt.fleet = manager.cooldown.state, manager.scope(provider)  # its budgets: `_budget`
     call.attempts.append(attempt)
     kind = "hedge" if reason.startswith("hedge") else reason  # the observer's four kinds
     notify(manager.observer.attempt_start, call.request, provider.name, provider.model, kind)
@@ -134,7 +141,8 @@ def _failed(manager: ProviderManager, call: Call, attempt: AttemptState) -> LLME
     error = attempt.error
     assert error is not None
     call.errors.append(error)
-    manager.cooldown.failure(attempt.provider.name, error)
+    if attempt.outcome != "skipped-rate-limit":  # not sent: says nothing of the provider's health
+        manager.cooldown.failure(attempt.provider.name, error)
     return error
 
 
@@ -263,7 +271,11 @@ def _next_round(
 ) -> tuple[float, list[AttemptState]]:
     """The wait before retrying the retryable ones of `failures`; raises the call's error when none may be."""
     again = [a for a in failures if a.error is not None and a.error.retryable]
+    if again and all(a.outcome == "skipped-rate-limit" for a in again):
+        call.budget_waits += 1  # a wait for budget sent nothing: it is no retry
+        return _budget_wait(manager, call, again, last), again
     first = again[0].error if again else None
+    retries -= call.budget_waits
     if first is None or not manager.retry.should_retry(first, retries):
         raise final_error(call)
     delay = manager.retry.delay(retries, first)
@@ -271,6 +283,25 @@ def _next_round(
         raise final_error(call)
     notify(manager.observer.retry, call.request, again[0].provider.name, last, delay)
     return delay, again
+
+
+def _budget_wait(manager: ProviderManager, call: Call, skipped: list[AttemptState], last: LLMException) -> float:
+    """Every provider is out of rate-limit budget: the wait until the first has room, within the
+    call's deadline (not a retry: it sent nothing); `RateLimitError` saying when, past the deadline."""
+    waits = [a.error.retry_after or 0.0 for a in skipped if a.error is not None]
+    wait = max(min(waits), 0.001)
+    left = call.deadline - call.clock()
+    if wait >= left:
+        raise RateLimitError(
+            f"every provider is out of its rate-limit budget; the first has room again in {wait:.3g} s, "
+            f"after this call's deadline ({max(left, 0.0):.3g} s left); try again then, raise the call's timeout, "
+            "or raise rpm/tpm if the providers allow more",
+            provider=skipped[0].provider.name,
+            request_id=call.request.request_id,
+            retry_after=wait,
+        )
+    notify(manager.observer.retry, call.request, skipped[0].provider.name, last, wait)
+    return wait
 
 
 def final_error(call: Call) -> LLMException:

@@ -4,13 +4,16 @@
 hands the streaming response to the decoder; an error status, a transport
 failure on the way in or while the body is read, a reply the decoder cannot
 make sense of, and the end of the block on any path (end, break, error,
-cancellation) are handled here, once.
+cancellation) are handled here, once. Each response's headers (2xx or not) are handed
+to the sink in `REPLY_HEADERS`, when the caller set one, so routing can read the
+provider's rate-limit headers without providers knowing of routing state.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from contextvars import ContextVar
 from typing import final
 from urllib.parse import urlsplit
 
@@ -25,6 +28,11 @@ from ._http import map_transport_error, new_http_client, sdk_timeout
 
 #: the most of an error body read to describe the error (the rest is not read)
 MAX_ERROR_BODY = 64 * 1024
+
+#: where `send()` hands each response's headers (set by whoever runs an attempt; None: nowhere)
+REPLY_HEADERS: ContextVar[Callable[[Mapping[str, str]], None] | None] = ContextVar(
+    "llmcomm_reply_headers", default=None
+)
 
 
 @asynccontextmanager
@@ -70,6 +78,8 @@ async def send(
     except httpx2.HTTPError as exc:
         raise map_transport_error(exc, config.name, config) from exc
     try:
+        if (sink := REPLY_HEADERS.get()) is not None:
+            sink(response.headers)
         if not 200 <= response.status_code < 300:
             raise error_for_response(
                 response.status_code,

@@ -99,6 +99,9 @@ class RedisState:
         self._post(scope, BREAKER_RELEASE, "breaker", [], self._set_breaker)
 
     def record_success(self, scope: Scope, now: float) -> None:
+        self._drain(now)
+        if scope not in self.local._breakers:
+            return  # no failure known here or (as of the last refresh) in the fleet: nothing to close
         self.local.record_success(scope, now)
         self._post(scope, BREAKER_SUCCESS, "breaker", [self.policy.cooldown * 1000], self._set_breaker)
 
