@@ -125,7 +125,7 @@ async def test_a_provider_that_never_awaits_is_hedged_and_the_loop_keeps_running
         tg.cancel_scope.cancel()
     assert response.provider == "good"
     assert elapsed < 0.5
-    assert _longest_gap(beats) < 0.2
+    assert _longest_gap(beats) < 0.5  # frozen, the loop would miss every beat for the whole 1 s spin
 
 
 async def test_the_deadline_fires_beside_a_provider_that_never_awaits() -> None:
@@ -147,7 +147,7 @@ async def test_the_deadline_fires_while_reading_a_provider_that_never_awaits() -
         # The spinner would hold the loop for 1 s: well before that, the deadline fired.
         assert time.monotonic() - started < 0.9
         tg.cancel_scope.cancel()
-    assert _longest_gap(beats) < 0.2
+    assert _longest_gap(beats) < 0.5  # frozen, the loop would miss every beat for the whole 1 s spin
 
 
 HOOK_KINDS = ("on_request_start", "on_first_token", "on_request_end", "on_error")
