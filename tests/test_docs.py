@@ -5,17 +5,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from llmcomm.testing import FakeServer, Script
-from tests.helpers import KEY
-from tests.test_readme import RUNNER
+from tests.test_readme import run_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -58,26 +53,7 @@ def test_python_blocks_of_the_docs_run_against_the_fake_server(tmp_path: Path) -
         if not block.startswith("--8<--")  # an example file shown on the Examples page
     ]
     assert len(blocks) >= 6
-    with FakeServer(default=Script(text="Hi there from the docs.")) as server:
-        env = {
-            "PATH": str(tmp_path),  # no `claude` on PATH: the fake server is the only provider
-            "HOME": str(tmp_path),
-            "PYTHONIOENCODING": "utf-8",
-            "ANTHROPIC_API_KEY": KEY,
-            "ANTHROPIC_BASE_URL": server.anthropic_base_url,
-        }
-        result = subprocess.run(
-            [sys.executable, "-c", RUNNER],
-            input=json.dumps(blocks),
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    assert result.stdout.rstrip().endswith("--- all blocks ran")
+    result, requests = run_blocks(blocks, tmp_path, "Hi there from the docs.")
     assert result.stdout.count("Hi there from the docs.") >= 5
     assert "scripted reply" not in result.stdout  # the testing page asserts on it instead of printing
-    assert server.request_count >= 6
+    assert requests >= 6

@@ -31,17 +31,22 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_the_tour_runs_on_the_simulator_and_exits_0(tmp_path: Path) -> None:
-    result = subprocess.run(
+def run_tour(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`examples/example.py` run as a user would: its own process, no stdin."""
+    return subprocess.run(
         [sys.executable, str(EXAMPLES / "example.py")],
-        env=clean_env(tmp_path),
-        cwd=tmp_path,
+        env=env,
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=90,
         check=False,
     )
+
+
+def test_the_tour_runs_on_the_simulator_and_exits_0(tmp_path: Path) -> None:
+    result = run_tour(clean_env(tmp_path), tmp_path)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     lines = result.stdout.splitlines()
     assert lines[0] == (
@@ -71,16 +76,7 @@ def test_a_configuration_mistake_stops_the_tour_instead_of_using_the_simulator(
     tmp_path: Path, variable: str, value: str
 ) -> None:
     env = {**clean_env(tmp_path), "OPENAI_API_KEY": KEY, variable: value}
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "example.py")],
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    result = run_tour(env, tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "simulator" not in result.stdout
     assert "configuration error" in result.stderr
@@ -108,16 +104,7 @@ def test_a_bad_dotenv_line_stops_the_web_examples(tmp_path: Path, monkeypatch: p
 def test_the_tour_uses_configured_providers_when_there_are_some(tmp_path: Path) -> None:
     with FakeServer(default=Script(text="A configured provider answered.")) as server:
         env = {**clean_env(tmp_path), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.anthropic_base_url}
-        result = subprocess.run(
-            [sys.executable, str(EXAMPLES / "example.py")],
-            env=env,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
+        result = run_tour(env, tmp_path)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     out = result.stdout
     assert out.splitlines()[0] == "llmcomm tour — using real providers: anthropic (claude-sonnet-5-5)"
@@ -173,16 +160,7 @@ def test_example_env_defaults_are_the_real_defaults(tmp_path: Path) -> None:
 
 def test_a_placeholder_key_is_named_when_the_tour_falls_back_to_the_simulator(tmp_path: Path) -> None:
     env = {**clean_env(tmp_path), "ANTHROPIC_API_KEY": "your-anthropic-api-key"}
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "example.py")],
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    result = run_tour(env, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "using the loopback simulator" in result.stdout.splitlines()[0]
     assert "note: ANTHROPIC_API_KEY looks like a placeholder" in result.stderr

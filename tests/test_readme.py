@@ -50,12 +50,15 @@ def test_quick_start_commands_are_verbatim() -> None:
         assert f"```bash\n{command}\n```" in quick_start
 
 
-def test_python_blocks_run_against_the_fake_server(tmp_path: Path) -> None:
-    blocks = python_blocks()
-    assert len(blocks) >= 5
-    with FakeServer(default=Script(text="Hi there from the README.")) as server:
+def run_blocks(blocks: list[str], tmp_path: Path, reply: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run `blocks` in one fresh interpreter against a fake server answering `reply`.
+
+    The fake server is the only provider (no `claude` on PATH). Returns the
+    process and how many requests reached the server.
+    """
+    with FakeServer(default=Script(text=reply)) as server:
         env = {
-            "PATH": str(tmp_path),  # no `claude` on PATH: the fake server is the only provider
+            "PATH": str(tmp_path),
             "HOME": str(tmp_path),
             "PYTHONIOENCODING": "utf-8",
             "ANTHROPIC_API_KEY": KEY,
@@ -71,11 +74,19 @@ def test_python_blocks_run_against_the_fake_server(tmp_path: Path) -> None:
             timeout=60,
             check=False,
         )
+        requests = server.request_count
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert result.stdout.rstrip().endswith("--- all blocks ran")
+    return result, requests
+
+
+def test_python_blocks_run_against_the_fake_server(tmp_path: Path) -> None:
+    blocks = python_blocks()
+    assert len(blocks) >= 5
+    result, requests = run_blocks(blocks, tmp_path, "Hi there from the README.")
     assert "Hi there from the README." in result.stdout
     assert "调用失败" not in result.stdout
-    assert server.request_count >= 5
+    assert requests >= 5
 
 
 def test_local_links_point_to_files() -> None:
