@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._call_options import CONVERSATION_OPTIONS, SAMPLING_OPTIONS, conversation_options, sampling_options
+from ._config import headers_problem
 from ._conversation import check_encodable, conversation
 from ._errors import InvalidRequestError
 from ._structured import output_format
@@ -17,7 +18,9 @@ from ._types import Request
 
 #: options every call accepts; anything else is refused, so a typo never passes silently
 CALL_OPTIONS = (
-    frozenset({"model", "max_tokens", "temperature", "system", "provider", "timeout", "request_id", "extra"})
+    frozenset(
+        {"model", "max_tokens", "temperature", "system", "provider", "timeout", "request_id", "extra", "extra_headers"}
+    )
     | CONVERSATION_OPTIONS
     | SAMPLING_OPTIONS
     | {"response_format"}
@@ -58,6 +61,7 @@ def build_request(prompt_or_messages: object, options: Mapping[str, Any], target
         temperature=_temperature(options.get("temperature")),
         extra=extra,
         extra_for=extra_for,
+        extra_headers=_extra_headers(options.get("extra_headers")),
         request_id=_optional_str(options, "request_id") or new_request_id(),
         **conversation_options(options, turns),
         **sampling_options(options),
@@ -122,3 +126,14 @@ def _extra(value: object, targets: frozenset[str]) -> tuple[Mapping[str, Any], M
             f"extra must hold only JSON values (str, numbers, bools, None, lists, dicts; no NaN): {exc}"
         ) from None
     return dict(shared), {k: dict(v) for k, v in aimed.items()}
+
+
+def _extra_headers(value: object) -> Mapping[str, str]:
+    """A call's own HTTP headers, checked as the configuration's are (names, never values, in errors)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError("extra_headers must be a dict of header names to str values")
+    if (problem := headers_problem(value)) is not None:
+        raise InvalidRequestError(f"extra_headers {problem}")
+    return dict(value)

@@ -399,5 +399,7 @@ class Request:
     user: str | None = None
     #: `extra` fields for one provider (by name) or one kind only, deep-merged into its body
     extra_for: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: HTTP headers for this call's requests only (they win over the provider's own)
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
     #: the checked `response_format` (sent natively by each wire), or None
     response_format: OutputFormat | None = None

@@ -7,7 +7,7 @@ import ssl
 import anyio
 import pytest
 
-from llmcomm import Configuration, ConfigurationError, LLMCommunication, ProviderConfig
+from llmcomm import Configuration, ConfigurationError, InvalidRequestError, LLMCommunication, ProviderConfig
 from llmcomm.testing import FakeServer
 from tests.test_config_proxy import KINDS, Kind, forward_proxy
 
@@ -101,3 +101,32 @@ async def test_verify_false_or_a_ca_bundle_still_serves_calls(server: FakeServer
 def test_the_settings_show_no_credentials_in_the_repr() -> None:
     config = Configuration(proxy="http://user:s3cret-proxy-pass@127.0.0.1:3128", extra_headers={"x-api": "s3cret-h"})
     assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_call_s_extra_headers_go_with_its_requests_only_and_win(server: FakeServer, kind: Kind) -> None:
+    entry = provider(server, kind, headers={"x-team": "provider"})
+    config = Configuration(providers=[entry], extra_headers={"x-tenant": "acme"})
+    async with LLMCommunication(config) as llm:
+        await llm.generate_text("one", extra_headers={"x-team": "this-call", "X-Trace-Id": "t-1"})
+        await llm.generate_text("two")
+    first, second = (r.headers for r in server.requests)
+    assert (first["x-team"], first["x-trace-id"], first["x-tenant"]) == ("this-call", "t-1", "acme")
+    assert (second["x-team"], second["x-tenant"]) == ("provider", "acme")
+    assert "x-trace-id" not in second
+
+
+@pytest.mark.parametrize(
+    ("headers", "named"),
+    [({"x-bad\n": "v"}, "x-bad"), ({"x-ok": "line\nbreak"}, "'x-ok'"), ({"x-num": 3}, "'x-num'"), ("x: y", "dict")],
+)
+async def test_unsendable_call_headers_are_refused_before_any_io(
+    server: FakeServer, headers: object, named: str
+) -> None:
+    async with LLMCommunication(Configuration(providers=[provider(server, "openai")])) as llm:
+        with pytest.raises(InvalidRequestError, match="extra_headers") as caught:
+            await llm.generate_text("hi", extra_headers=headers)
+    assert named in str(caught.value)
+    assert "line\nbreak" not in str(caught.value)
+    assert caught.value.request_id
+    assert server.requests == []

@@ -66,7 +66,7 @@ class AnthropicProvider:
         """The reply's chunks, one batch per network read (what the race forwards)."""
         body = self.build_body(request)
         model = str(body["model"])
-        async with self._target.send(encode_body(body), model, _WIRE) as response:
+        async with self._target.send(encode_body(body), model, _WIRE, request.extra_headers) as response:
             reply = read_reply(response, AnthropicDecoder(self.name, model), self.config, _WIRE)
             async with aclosing(reply) as batches:  # type: ignore[type-var]
                 async for batch in batches:

@@ -81,7 +81,7 @@ class OpenAIProvider:
         model = str(body["model"])
         for attempt in range(2):
             try:
-                async with self._target.send(encode_body(body), model, _WIRE) as response:
+                async with self._target.send(encode_body(body), model, _WIRE, request.extra_headers) as response:
                     reply = read_reply(response, OpenAIDecoder(self.name, model), self.config, _WIRE)
                     async with aclosing(reply) as batches:  # type: ignore[type-var]
                         async for batch in batches:

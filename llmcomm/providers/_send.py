@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import final
 from urllib.parse import urlsplit
 
@@ -153,12 +154,21 @@ class HTTPTarget:
         """The host requests go to (None when the configuration made no endpoint)."""
         return urlsplit(self._endpoint.url).hostname if self._endpoint is not None else None
 
-    def send(self, body: bytes, model: str, wire: str) -> AbstractAsyncContextManager[httpx2.Response]:
-        """`send()` this body to the target: the 2xx response, closed when the block ends."""
-        if self._endpoint is None:
+    def send(
+        self, body: bytes, model: str, wire: str, extra_headers: Mapping[str, str] | None = None
+    ) -> AbstractAsyncContextManager[httpx2.Response]:
+        """`send()` this body to the target: the 2xx response, closed when the block ends.
+
+        `extra_headers` (a call's own, already checked) go with this request only and
+        win over the provider's headers.
+        """
+        target = self._endpoint
+        if target is None:
             assert self._endpoint_error is not None
             raise self._endpoint_error
-        return send(self._http, self._endpoint, body, config=self.config, model=model, wire=wire, timeout=self._timeout)
+        if extra_headers:
+            target = replace(target, headers={**target.headers, **{k.lower(): v for k, v in extra_headers.items()}})
+        return send(self._http, target, body, config=self.config, model=model, wire=wire, timeout=self._timeout)
 
     async def aclose(self) -> None:
         """Close the HTTP client, when this target made its own."""
