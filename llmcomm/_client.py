@@ -116,6 +116,7 @@ class LLMCommunication:
                 observer=self._observability,
                 hedge=hedge_policy(config.hedge),
                 continue_on_interrupt=config.continue_on_interrupt,
+                reasoning_fallback_timeout=config.reasoning_fallback_timeout,
             )
             if config.shared_state:
                 _share_state(manager, config.shared_state, stack)

@@ -224,7 +224,9 @@ class Configuration:
     `"fixed"` (the default) after `fallback_timeout`; `"adaptive"` at the running
     provider's observed p95 time to first token, under a hedge budget, or an
     `AdaptiveHedge(...)` with its own parameters (README, "Hedging").
-    `continue_on_interrupt=True` lets a stream that breaks after its first chunk go
+    `reasoning_fallback_timeout` (30 s) replaces `fallback_timeout` for a call that asks
+    for reasoning (`reasoning_effort` other than "none"): a thinking model may stream
+    nothing for a while. `continue_on_interrupt=True` lets a stream that breaks after its first chunk go
     on from the next provider with the `prefill` capability (never by default).
     """
 
@@ -249,6 +251,7 @@ class Configuration:
 
     hedge: Literal["fixed", "adaptive"] | AdaptiveHedge = "fixed"
     continue_on_interrupt: bool = False
+    reasoning_fallback_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", tuple(self.providers))
@@ -280,7 +283,13 @@ class Configuration:
             raise ConfigurationError(f"verify names a CA bundle that does not exist: {self.verify!r}")
         if (problem := headers_problem(self.extra_headers)) is not None:
             raise ConfigurationError(f"extra_headers {problem}")
-        for name in ("fallback_timeout", "stream_idle_timeout", "timeout", "pool_timeout"):
+        for name in (
+            "fallback_timeout",
+            "stream_idle_timeout",
+            "timeout",
+            "pool_timeout",
+            "reasoning_fallback_timeout",
+        ):
             if not getattr(self, name) > 0:  # also refuses NaN
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_connections < 1:

@@ -316,3 +316,25 @@ async def test_a_failure_right_after_the_closing_chunk_still_interrupts_the_stre
     assert seen == [("a", None), ("", "stop")]
     assert info.value.partial_text == "a"
     assert "broken after the end" in str(info.value)
+
+
+async def test_a_call_that_asks_for_reasoning_waits_the_reasoning_fallback_timeout() -> None:
+    primary = Scripted("primary", SILENT)
+    backup = Scripted("backup", [0.5, "from backup", FINISH])
+    for provider in (primary, backup):
+        provider.capabilities = frozenset({"reasoning"})  # type: ignore[attr-defined]
+    async with client(primary, backup, reasoning_fallback_timeout=30.0) as llm:
+        t0 = anyio.current_time()
+        response = await llm.generate_response("think hard", reasoning_effort="high")
+    assert response.content == "from backup"
+    assert backup.started[0] - t0 == exactly(30.0)
+    assert response.attempts[1].reason == "hedge-reasoning 30 s"
+
+
+async def test_reasoning_effort_none_keeps_the_fallback_timeout() -> None:
+    primary = Scripted("primary", SILENT)
+    backup = Scripted("backup", [0.5, "from backup", FINISH])
+    async with client(primary, backup) as llm:
+        t0 = anyio.current_time()
+        await llm.generate_response("quick", reasoning_effort="none")
+    assert backup.started[0] - t0 == exactly(2.0)

@@ -47,9 +47,13 @@ class ProviderManager:
         observer: Observer | None = None,
         hedge: AdaptiveHedge | None = None,
         continue_on_interrupt: bool = False,
+        reasoning_fallback_timeout: float = 30.0,
     ) -> None:
         self.providers = tuple(providers)
         self.fallback_timeout = fallback_timeout
+        #: how long a call that asks for reasoning may show no progress before the next provider
+        #: is raced: reasoning models may stream nothing while they think (DESIGN Part 2)
+        self.reasoning_fallback_timeout = reasoning_fallback_timeout
         self.stream_idle_timeout = stream_idle_timeout
         self.retry = retry or RetryHandler()
         self.cooldown = cooldown or CooldownTracker()

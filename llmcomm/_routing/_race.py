@@ -184,12 +184,18 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
             reports.append(attempt)
             wake[0].set()
 
+    effort = call.request.reasoning_effort
+    # A call that asks for reasoning may stream nothing while the model thinks.
+    thinking = max(manager.reasoning_fallback_timeout, fallback_timeout) if effort not in (None, "none") else 0.0
+
     def launch(provider: BaseProvider, reason: str) -> float:
         nonlocal hedge_reason
         attempt = _launch(manager, call, provider, reason)
         running.append(attempt)
         tg.start_soon(run, attempt, name=f"llmcomm attempt {provider.name} {call.request.request_id}")
-        if policy is None:
+        if thinking:
+            delay, hedge_reason = thinking, f"hedge-reasoning {thinking:g} s"
+        elif policy is None:
             delay, hedge_reason = fallback_timeout, f"hedge-fixed {fallback_timeout:g} s"
         else:
             delay, hedge_reason = policy.delay(_key(call, provider), fallback_timeout, attempt.started)
