@@ -148,6 +148,55 @@ ROWS = [
     Row("header-overrides-default", provider={"headers": {"Accept": "text/event-stream"}}),
     Row("gateway-prefix", path="/gateway/route"),
     Row("trailing-slash", path="/"),
+    # The conversation features: what the wire body holds is ours; the request around it must
+    # be what the SDK makes of the same body.
+    Row(
+        "tools",
+        options={
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "description": "The weather in a city.",
+                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                    },
+                }
+            ],
+            "tool_choice": "required",
+            "parallel_tool_calls": False,
+        },
+    ),
+    Row(
+        "tool-result-turn",
+        prompt=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "w", "arguments": '{"city": "Paris"}'}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "18 C"},
+        ],
+        options={"tools": [{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}]},
+    ),
+    Row(
+        "image",
+        prompt=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                ],
+            }
+        ],
+    ),
+    Row("reasoning", options={"reasoning_effort": "high", "max_tokens": 4096}),
+    Row("sampling-hints", options={"stop": ["END"], "top_p": 0.5, "seed": 7, "user": "u-1"}),
+    Row("cache-breakpoint", options={"system": "A long shared manual.", "cache": True}),
 ]
 
 
