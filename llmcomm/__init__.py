@@ -11,6 +11,7 @@ the network: that happens when an `LLMCommunication` is built and opened.
 
 from typing import TYPE_CHECKING, Any
 
+from ._call_options import CallOptions as CallOptions
 from ._client import LLMCommunication as LLMCommunication
 from ._config import Configuration as Configuration
 from ._config import ProviderConfig as ProviderConfig
@@ -85,6 +86,7 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BaseProvider",
+    "CallOptions",
     "ClaudeCLIProvider",
     "Configuration",
     "ConfigurationError",

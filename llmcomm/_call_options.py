@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal, TypedDict
 
 import orjson
 
@@ -163,3 +163,34 @@ def sampling_options(options: Mapping[str, Any]) -> dict[str, Any]:
         check_tool_call_id(user, "user")
         fields["user"] = user
     return fields
+
+
+class CallOptions(TypedDict, total=False):
+    """The options every call takes (`generate_response`, `generate_stream`, `generate_text`,
+    `run_tools`, and their blocking twins), checked once, before any network I/O.
+
+    Hints (`temperature`, `top_p`, `seed`, `user`) are left out of a body whose model does
+    not take them; every other option is a requirement and routes (DESIGN Part 2). None
+    means "not given" for every option.
+    """
+
+    model: str | None
+    max_tokens: int | None
+    system: str | None
+    provider: str | None
+    timeout: float | None
+    request_id: str | None
+    temperature: float | None
+    top_p: float | None
+    seed: int | None
+    user: str | None
+    stop: str | Sequence[str] | None
+    extra: Mapping[str, Any] | None
+    extra_headers: Mapping[str, str] | None
+    tools: Sequence[Any] | None
+    tool_choice: str | Mapping[str, Any] | None
+    parallel_tool_calls: bool | None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None
+    cache: bool | None
+    response_format: Any
+    output_retries: int | None

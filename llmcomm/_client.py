@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, final
+from typing import Any, Unpack, final
 
 import anyio
 
+from ._call_options import CallOptions
 from ._config import Configuration, ProviderConfig
 from ._errors import LLMException
 from ._events import Observer
@@ -173,7 +174,7 @@ class LLMCommunication:
 
     # -- calls -------------------------------------------------------------------------
 
-    def generate_stream(self, prompt_or_messages: str | MessagesLike, **options: Any) -> LLMStream:
+    def generate_stream(self, prompt_or_messages: str | MessagesLike, **options: Unpack[CallOptions]) -> LLMStream:
         """Stream a reply: an `LLMStream` of `StreamChunk`s.
 
         Options: `model`, `max_tokens`, `temperature`, `system`, `provider` (force one
@@ -185,8 +186,12 @@ class LLMCommunication:
         call = self._call(request, options)
         return LLMStream(lambda: call)
 
-    def _call(self, request: Request, options: dict[str, Any]) -> Call:
-        timeout = check_timeout(options.get("timeout")) or self.config.timeout
+    def _call(self, request: Request, options: Mapping[str, Any]) -> Call:
+        try:
+            timeout = check_timeout(options.get("timeout")) or self.config.timeout
+        except LLMException as exc:  # refused before any I/O, and traceable by its id like every refusal
+            exc.request_id = exc.request_id or request.request_id
+            raise
         manager = self._manager
         if manager is None or manager.closed:
             raise LLMException(self._not_open(), request_id=request.request_id)
@@ -196,9 +201,13 @@ class LLMCommunication:
                 "loop that opened it: open one per event loop, or use SyncLLMCommunication from threads",
                 request_id=request.request_id,
             )
-        return manager.call(request, options.get("provider"), timeout)
+        try:
+            return manager.call(request, options.get("provider"), timeout)
+        except LLMException as exc:  # an unknown provider=, say
+            exc.request_id = exc.request_id or request.request_id
+            raise
 
-    async def generate_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
+    async def generate_response(self, messages: str | MessagesLike, **options: Unpack[CallOptions]) -> LLMResponse:
         """The whole reply as an `LLMResponse` (streamed underneath, so fallback applies).
 
         Options and errors as for `generate_stream`. With `response_format=` (a
@@ -210,7 +219,7 @@ class LLMCommunication:
         if options.get("response_format") is not None or "output_retries" in options:
             from ._structured_call import structured_response
 
-            return await structured_response(self._one_response, messages, options, self._provider_order)
+            return await structured_response(self._one_response, messages, dict(options), self._provider_order)
         return await self._one_response(messages, **options)
 
     def _provider_order(self, messages: object, options: dict[str, Any]) -> tuple[str, ...]:
@@ -234,7 +243,7 @@ class LLMCommunication:
 
         return await run_tools(self.generate_response, messages, tools=tools, max_steps=max_steps, **options)
 
-    async def _one_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
+    async def _one_response(self, messages: str | MessagesLike, **options: Unpack[CallOptions]) -> LLMResponse:
         request = self._request(messages, options)
         call = self._call(request, options)
         with request_id_scope(request.request_id):  # log lines of the caller's task carry it too
@@ -248,7 +257,7 @@ class LLMCommunication:
         assert response is not None
         return response
 
-    def _request(self, prompt_or_messages: object, options: dict[str, Any]) -> Request:
+    def _request(self, prompt_or_messages: object, options: Mapping[str, Any]) -> Request:
         try:
             return build_request(prompt_or_messages, options, self._extra_targets)
         except LLMException as exc:  # refused before any I/O, but still traceable by its id
@@ -256,7 +265,7 @@ class LLMCommunication:
             exc.request_id = exc.request_id or (given if isinstance(given, str) and given.strip() else new_request_id())
             raise
 
-    async def generate_text(self, prompt: str | MessagesLike, **options: Any) -> str:
+    async def generate_text(self, prompt: str | MessagesLike, **options: Unpack[CallOptions]) -> str:
         """The reply's text."""
         return (await self.generate_response(prompt, **options)).content
 

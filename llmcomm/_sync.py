@@ -20,12 +20,13 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from types import TracebackType
-from typing import Any, Final, TypeVar, final
+from typing import Any, Final, TypeVar, Unpack, final
 
 import anyio
 from anyio.abc import TaskStatus
 from anyio.from_thread import BlockingPortal
 
+from ._call_options import CallOptions
 from ._client import LLMCommunication, MessagesLike
 from ._config import Configuration
 from ._errors import ConfigurationError, LLMException
@@ -304,7 +305,7 @@ class SyncLLMCommunication:
         check_not_portal_thread("SyncLLMCommunication")
         return result(start_soon(portal, partial(func, self._llm)), portal)
 
-    def generate_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
+    def generate_response(self, messages: str | MessagesLike, **options: Unpack[CallOptions]) -> LLMResponse:
         """The whole reply as an `LLMResponse` (streamed underneath, so fallback applies).
 
         Options as for `LLMCommunication.generate_stream`.
@@ -317,7 +318,7 @@ class SyncLLMCommunication:
         """`LLMCommunication.run_tools`, blocking: the tool loop, its functions run in worker threads."""
         return self._call(lambda llm: llm.run_tools(messages, tools=tools, max_steps=max_steps, **options))
 
-    def generate_text(self, prompt: str | MessagesLike, **options: Any) -> str:
+    def generate_text(self, prompt: str | MessagesLike, **options: Unpack[CallOptions]) -> str:
         """The reply's text."""
         return self._call(lambda llm: llm.generate_text(prompt, **options))
 
@@ -325,7 +326,7 @@ class SyncLLMCommunication:
         """The reply's text, with the configured defaults (the legacy name)."""
         return self._call(lambda llm: llm.llm_call(prompt))
 
-    def generate_stream(self, prompt_or_messages: str | MessagesLike, **options: Any) -> SyncLLMStream:
+    def generate_stream(self, prompt_or_messages: str | MessagesLike, **options: Unpack[CallOptions]) -> SyncLLMStream:
         """Stream a reply: a `SyncLLMStream`, a blocking iterator of `StreamChunk`s.
 
         Bad input raises `InvalidRequestError` here; the request starts on the first

@@ -155,3 +155,12 @@ async def test_streams_to_api_openai_com_leave_out_obfuscation_padding() -> None
     finally:
         await official.aclose()
         await compatible.aclose()
+
+
+@pytest.mark.parametrize(("options", "says"), [({"timeout": 0}, "timeout"), ({"provider": "nope"}, "unknown provider")])
+async def test_every_refusal_carries_the_request_id(server: FakeServer, options: dict[str, Any], says: str) -> None:
+    async with LLMCommunication(both(server)) as llm:
+        with pytest.raises(InvalidRequestError, match=says) as caught:
+            await llm.generate_response("hi", request_id="LLM-1700000000000-0badc0de", **options)
+    assert caught.value.request_id == "LLM-1700000000000-0badc0de"
+    assert server.requests == []

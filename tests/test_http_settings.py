@@ -125,7 +125,7 @@ async def test_unsendable_call_headers_are_refused_before_any_io(
 ) -> None:
     async with LLMCommunication(Configuration(providers=[provider(server, "openai")])) as llm:
         with pytest.raises(InvalidRequestError, match="extra_headers") as caught:
-            await llm.generate_text("hi", extra_headers=headers)
+            await llm.generate_text("hi", extra_headers=headers)  # type: ignore[arg-type]
     assert named in str(caught.value)
     assert "line\nbreak" not in str(caught.value)
     assert caught.value.request_id

@@ -284,7 +284,7 @@ async def test_bad_input_is_refused_before_io(server: FakeServer, bad: object) -
 async def test_bad_options_are_refused_before_io(server: FakeServer, options: dict[str, object]) -> None:
     async with LLMCommunication(config(provider(server))) as llm:
         with pytest.raises(InvalidRequestError):
-            await llm.generate_text("hi", **options)
+            await llm.generate_text("hi", **options)  # type: ignore[arg-type]  # bad on purpose
         with pytest.raises(InvalidRequestError, match="unknown provider"):
             await llm.generate_text("hi", provider="nope")
     assert server.request_count == 0
