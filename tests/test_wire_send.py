@@ -29,9 +29,9 @@ from llmcomm import (
 )
 from llmcomm._wire._requests import encode_body, endpoint
 from llmcomm._wire._status import HTTPStatusFailure, error_for_response
-from llmcomm.providers._http import map_sdk_errors
 from llmcomm.providers._send import send
 from llmcomm.testing import FakeServer, Script
+from tests.sdk_reference import map_sdk_errors
 
 from .helpers import KEY, provider, refused_url
 from .test_wire_parity import body_for, send_direct, send_with_sdk
