@@ -20,7 +20,7 @@ from llmcomm._errors import ConfigurationError, LLMException, ProviderUnavailabl
 from llmcomm._secrets import scrub, scrub_exception, split_credentials
 from llmcomm._wire._sse import OversizedMessageError
 from llmcomm._wire._status import error_for_status, parse_retry_after
-from llmcomm.providers._http import map_transport_error, sdk_timeout
+from llmcomm.providers._http import map_transport_error, request_timeout
 
 
 def sdk_client_options(config: ProviderConfig, http_client: httpx2.AsyncClient | None) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def sdk_client_options(config: ProviderConfig, http_client: httpx2.AsyncClient |
         "base_url": base_url,
         "max_retries": 0,  # llmcomm owns retries: a hidden SDK sleep would break the fallback race
         # Every SDK request carries a full Timeout: its pool part must be the client's own.
-        "timeout": sdk_timeout(config.timeout, http_client.timeout.pool if http_client else None),
+        "timeout": request_timeout(config.timeout, http_client.timeout.pool if http_client else None),
         "http_client": http_client,
         "default_headers": headers or None,
     }

@@ -37,7 +37,7 @@ async def drain(body: AsyncIterator[bytes]) -> None:
             pass
 
 
-def sdk_timeout(timeout: float, pool: float | None = None) -> httpx2.Timeout:
+def request_timeout(timeout: float, pool: float | None = None) -> httpx2.Timeout:
     """Per-attempt timeouts: `timeout` is also the longest silence tolerated on a connection.
 
     `pool` is how long a request may wait for a free connection (default `POOL_TIMEOUT`).

@@ -25,7 +25,7 @@ from .._config import ProviderConfig
 from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
 from .._wire._requests import Endpoint, endpoint
 from .._wire._status import error_for_response
-from ._http import map_transport_error, new_http_client, sdk_timeout
+from ._http import map_transport_error, new_http_client, request_timeout
 
 #: the most of an error body read to describe the error (the rest is not read)
 MAX_ERROR_BODY = 64 * 1024
@@ -141,7 +141,7 @@ class HTTPTarget:
         self.config = config
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else new_http_client()
-        self._timeout = sdk_timeout(config.timeout, self._http.timeout.pool)
+        self._timeout = request_timeout(config.timeout, self._http.timeout.pool)
         self._endpoint: Endpoint | None = None
         self._endpoint_error: ConfigurationError | None = None
         try:
