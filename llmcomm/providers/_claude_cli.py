@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import unicodedata
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, final
@@ -22,10 +21,11 @@ from anyio.abc import ByteReceiveStream, Process
 
 from .._config import ProviderConfig
 from .._errors import InvalidRequestError, ProviderUnavailableError
-from .._types import Message, Request, StreamChunk
+from .._types import Request, StreamChunk
 from .._wire._sse import DEFAULT_MAX_LINE_BYTES, JSONLinesDecoder, OversizedMessageError
 from ._claude_cli_events import CLIStream
 from ._claude_cli_process import EXIT_GRACE, Child, Workdir, describe_exit, shutdown, spawn
+from ._claude_cli_prompt import check_parts, last_has_content, prompt_blocks, user_message_line
 
 #: variables the child inherits from this process; everything else is left behind
 INHERITED_ENV = (
@@ -59,10 +59,6 @@ EFFORT_LEVELS = {"minimal": "low", "low": "low", "medium": "medium", "high": "hi
 ONE_RESPONSE_BUDGET_USD = "0.0000001"
 #: the smallest thinking budget the API takes; extended thinking needs max_tokens above it
 MIN_THINKING_BUDGET = 1024
-#: Unicode categories the CLI (and a reader) sees as nothing: controls, format and separators
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
-#: what JavaScript's `String.prototype.trim` removes: Unicode white space, line terminators, U+FEFF
-_JS_TRIMMED = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 _NOT_FOUND_HINT = "install @anthropic-ai/claude-code or set CLAUDE_CLI_PATH"
 
@@ -84,7 +80,7 @@ class ClaudeCLIProvider:
     nothing), so such a text is sent as two adjacent text blocks, split after its
     leading slashes, which the model reads as the same text. A single user
     message is passed verbatim; a longer conversation is rendered as a transcript
-    of the earlier turns followed by the last user message (see `render_prompt`).
+    of the earlier turns followed by the last user message (see `_claude_cli_prompt`).
     A prompt with no visible character (only whitespace, byte-order marks,
     zero-width or control characters) is refused with `InvalidRequestError`
     before anything starts: the CLI would send a placeholder in its place.
@@ -188,10 +184,11 @@ class ClaudeCLIProvider:
 
     def check(self, request: Request) -> bytes:
         """Validate `request` for the CLI and return its stdin; `InvalidRequestError` when the CLI cannot take it."""
-        if not has_visible_text(request.messages[-1].text):
+        check_parts(request.messages, self.name)
+        if not last_has_content(request.messages[-1]):
             raise InvalidRequestError(
                 "the prompt has no visible text (only whitespace, byte-order marks, zero-width or control "
-                "characters), which the claude CLI cannot send; give the last message some text",
+                "characters) and no image, which the claude CLI cannot send; give the last message some text",
                 provider=self.name,
             )
         level = effort_level(request)
@@ -203,7 +200,7 @@ class ClaudeCLIProvider:
                 provider=self.name,
             )
         try:
-            return user_message_line(render_prompt(request.messages))
+            return user_message_line(prompt_blocks(request.messages))
         except orjson.JSONEncodeError as exc:
             raise InvalidRequestError(
                 "the prompt is not valid text (it holds a lone surrogate character); remove it", provider=self.name
@@ -345,31 +342,6 @@ def effort_level(request: Request) -> str | None:
     return level
 
 
-def has_visible_text(text: str) -> bool:
-    """Whether `text` has a character the CLI keeps and a reader sees (not whitespace, BOM, zero-width, control)."""
-    return any(not (ch.isspace() or unicodedata.category(ch) in _INVISIBLE) for ch in text)
-
-
-def literal_blocks(text: str) -> list[dict[str, str]]:
-    """Text blocks that the CLI passes to the model as `text`, never as a slash command.
-
-    The CLI runs a message as a command when its last text block, trimmed as
-    JavaScript's `trim()` does (whitespace and U+FEFF), starts with "/". Such a text is split after its leading whitespace and slashes; both
-    blocks are non-empty and the model reads them as one text.
-    """
-    if text.lstrip(_JS_TRIMMED).startswith("/"):
-        cut = next((i for i, ch in enumerate(text) if not (ch in _JS_TRIMMED or ch == "/")), None)
-        if cut is not None:
-            return [{"type": "text", "text": text[:cut]}, {"type": "text", "text": text[cut:]}]
-    return [{"type": "text", "text": text}]
-
-
-def user_message_line(text: str) -> bytes:
-    """The stdin line of `--input-format stream-json` that carries `text` as the user's message."""
-    message = {"role": "user", "content": literal_blocks(text)}
-    return orjson.dumps({"type": "user", "message": message, "parent_tool_use_id": None}) + b"\n"
-
-
 async def _send_prompt(process: Process, prompt: bytes) -> None:
     """Write the prompt and close stdin: the CLI waits for EOF before it starts."""
     assert process.stdin is not None
@@ -380,12 +352,3 @@ async def _send_prompt(process: Process, prompt: bytes) -> None:
     finally:
         with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await process.stdin.aclose()
-
-
-def render_prompt(messages: Sequence[Message]) -> str:
-    """The text written to the CLI's stdin: see `ClaudeCLIProvider` for the format."""
-    *history, last = messages
-    if not history:
-        return last.text
-    turns = "\n\n".join(f"{'Human' if m.role == 'user' else 'Assistant'}: {m.text}" for m in history)
-    return f"<transcript>\n{turns}\n</transcript>\n\n{last.text}"

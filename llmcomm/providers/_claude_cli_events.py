@@ -84,7 +84,7 @@ class CLIStream:
         self.structured: str | None = None  # with --json-schema: the value the model gave, as JSON text
 
     def handle(self, line: bytes) -> StreamChunk | None:
-        """Take one stdout line; return a content chunk when it carries text."""
+        """Take one stdout line; return a chunk when it carries text or reasoning (a `thinking_delta`)."""
         try:
             event = loads_lenient(line)
         except ValueError:
@@ -120,8 +120,11 @@ class CLIStream:
         inner_kind = inner.get("type")
         if inner_kind == "content_block_delta":
             delta = inner.get("delta")
-            if isinstance(delta, dict) and delta.get("type") == "text_delta":
-                return self._text(delta.get("text"))
+            if isinstance(delta, dict):
+                if delta.get("type") == "text_delta":
+                    return self._text(delta.get("text"))
+                if delta.get("type") == "thinking_delta":
+                    return self._thinking(delta.get("thinking"))
         elif inner_kind == "message_start":
             message = inner.get("message")
             if isinstance(message, dict):
@@ -156,6 +159,14 @@ class CLIStream:
             return None
         self.parts.append(text)
         chunk = StreamChunk(text, self.provider, self.model, self.index)
+        self.index += 1
+        return chunk
+
+    def _thinking(self, text: object) -> StreamChunk | None:
+        """A reasoning chunk for a `thinking_delta` (never part of the answer text)."""
+        if not isinstance(text, str) or not text:
+            return None
+        chunk = StreamChunk("", self.provider, self.model, self.index, reasoning=repair_surrogates(text))
         self.index += 1
         return chunk
 
