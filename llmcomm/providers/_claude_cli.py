@@ -21,6 +21,7 @@ from anyio.abc import ByteReceiveStream, Process
 
 from .._config import ProviderConfig
 from .._errors import InvalidRequestError, ProviderUnavailableError
+from .._model_facts import anthropic_thinking
 from .._types import Request, StreamChunk
 from .._wire._sse import DEFAULT_MAX_LINE_BYTES, JSONLinesDecoder, OversizedMessageError
 from ._claude_cli_events import CLIStream
@@ -79,8 +80,11 @@ class ClaudeCLIProvider:
     starts with "/" as a slash command (`/cost` would answer locally and send
     nothing), so such a text is sent as two adjacent text blocks, split after its
     leading slashes, which the model reads as the same text. A single user
-    message is passed verbatim; a longer conversation is rendered as a transcript
-    of the earlier turns followed by the last user message (see `_claude_cli_prompt`).
+    message is passed verbatim, its images as image blocks (base64, or a url
+    source for an http(s) URL, which the CLI passes on); a longer conversation is
+    rendered as a transcript of the earlier turns, their images in place, followed
+    by the last user message (see `_claude_cli_prompt`). A `DocumentPart` is
+    refused with `InvalidRequestError`.
     A prompt with no visible character (only whitespace, byte-order marks,
     zero-width or control characters) is refused with `InvalidRequestError`
     before anything starts: the CLI would send a placeholder in its place.
@@ -101,7 +105,11 @@ class ClaudeCLIProvider:
     only) is passed whenever the child has an API key. `temperature` and `extra`
     have no CLI equivalent and are ignored.
 
-    The reply is streamed from the CLI's `text_delta` events; success is a `result`
+    `--effort` turns thinking on: budgeted (`max_tokens - 1`) on models before
+    4.6, where the CLI sends no effort, adaptive with `output_config.effort` on
+    4.6 and later (the CLI lowers levels a model lacks to "high"). The reply is streamed
+    from the CLI's `text_delta` events, its thinking from `thinking_delta` events
+    as reasoning chunks; success is a `result`
     line with `is_error: false`, whose usage and stop reason go on the closing
     chunk. The CLI makes hidden follow-up requests to continue a reply cut at
     `max_tokens` (up to three, each streamed again); a spending cap that any
@@ -193,10 +201,13 @@ class ClaudeCLIProvider:
             )
         level = effort_level(request)
         max_tokens = request.max_tokens or self.config.max_tokens
-        if level is not None and max_tokens <= MIN_THINKING_BUDGET:
+        model = request.model or self.model
+        # A model that thinks with a budget gets one of max(1024, max_tokens - 1) from the CLI,
+        # which the API refuses unless it is below max_tokens; adaptive thinking has no budget.
+        if level is not None and max_tokens <= MIN_THINKING_BUDGET and anthropic_thinking(model) == "enabled":
             raise InvalidRequestError(
-                f"reasoning through the claude CLI needs max_tokens above {MIN_THINKING_BUDGET} (got {max_tokens}); "
-                "raise max_tokens or set reasoning_effort='none'",
+                f"reasoning through the claude CLI with {model} needs max_tokens above {MIN_THINKING_BUDGET} "
+                f"(got {max_tokens}); raise max_tokens or set reasoning_effort='none'",
                 provider=self.name,
             )
         try:

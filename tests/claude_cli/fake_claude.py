@@ -26,6 +26,7 @@ real CLI would, optionally records what it got, then plays the scenario named by
     split_surrogate    an emoji's surrogate pair split over two deltas (raw JSON escapes)
     budget_stop        deltas, then the result the spending cap gives after one response:
                        subtype error_max_budget_usd, is_error true, no result text, zero usage
+    thinking           three thinking_delta events and a signature_delta, then the reply
     lost_line          one delta line that no JSON parser takes, then a result with all the text
 
 `FAKE_CLAUDE_TEXT` replaces the reply text (one delta per word). When
@@ -313,6 +314,15 @@ def main() -> int:
             }
         )
         return 1
+    elif scenario == "thinking":
+        for piece in ("Two ", "and two ", "make four."):
+            thinking = {"type": "thinking_delta", "thinking": piece}
+            stream_event({"type": "content_block_delta", "index": 0, "delta": thinking})
+        stream_event(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "c2ln"}}
+        )
+        stream_event({"type": "content_block_stop", "index": 0})
+        reply(text)
     elif scenario == "lost_line":
         delta("Hello")
         raw('{"type":"stream_event","event":{"type":"content_block_delta","delta":{"text":"lost')
