@@ -111,12 +111,14 @@ def test_an_earlier_turns_image_keeps_its_place_in_the_transcript() -> None:
     ]
 
 
-async def test_a_document_and_an_invisible_prompt_without_image_are_refused_before_launch(
+async def test_a_document_unknown_image_bytes_and_an_invisible_prompt_are_refused_before_launch(
     fake_cli: str, record: Path
 ) -> None:
     provider = ClaudeCLIProvider(config(fake_cli, record=record))
     with pytest.raises(InvalidRequestError, match="not documents; send the document to an anthropic"):
         await collect(provider, ask(TextPart("Read."), DocumentPart(b"%PDF-1.4")))
+    with pytest.raises(InvalidRequestError, match=r"not PNG, JPEG, GIF or WebP .* convert the image"):
+        await collect(provider, ask(TextPart("See."), ImagePart(b"BM not a png", None, "image/png")))
     with pytest.raises(InvalidRequestError, match=r"no visible text .* and no image"):
         await collect(provider, ask(TextPart("\u200b ")))
     assert not record.exists()

@@ -7,6 +7,9 @@ binary (see `test_claude_cli_real.py`).
 
 from __future__ import annotations
 
+import base64
+import struct
+import zlib
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from llmcomm import Configuration, LLMCommunication
 from llmcomm._messages import ImagePart, Message, TextPart
 from llmcomm._types import Request
+from llmcomm.errors import InvalidRequestError
 from llmcomm.providers._claude_cli import ClaudeCLIProvider
 from llmcomm.testing import FakeServer, Script
 
@@ -69,6 +73,33 @@ async def test_a_data_url_image_alone_and_an_earlier_turns_image(real_cli: str) 
         {"type": "text", "text": "\n\nAssistant: A dot.\n</transcript>\n\n"},
         image_block(),
     ]
+
+
+def png(width: int, height: int) -> bytes:
+    """A grey RGB PNG of `width` x `height` pixels."""
+    rows = b"".join(b"\x00" + b"\x80" * (width * 3) for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+async def test_the_cli_decodes_images_itself(real_cli: str) -> None:
+    wide = png(2500, 20)
+    async with FakeServer() as server:
+        provider = ClaudeCLIProvider(config(real_cli, server))
+        for part in (ImagePart(PNG, None, "image/jpeg"), ImagePart(wide, None, "image/png")):
+            await run(provider, Request(messages=(Message("user", (TextPart("See."), part)),)))
+        with pytest.raises(InvalidRequestError, match="not PNG, JPEG, GIF or WebP"):
+            await run(
+                provider, Request(messages=(Message("user", (TextPart("See."), ImagePart(b"BM?", None, "image/bmp"))),))
+            )
+        labelled, resized = (user_blocks(body_of(r))[1]["source"] for r in api_requests(server))
+    assert labelled == image_block()["source"]  # the media type the bytes say, not the label
+    assert resized["media_type"] == "image/png"
+    assert base64.b64decode(resized["data"]) != wide  # over 2000 px a side: resized before sending
 
 
 @pytest.mark.parametrize("max_tokens", [1500, 32000])

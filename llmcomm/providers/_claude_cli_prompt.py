@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from .._conversation import sniff_image
 from .._errors import InvalidRequestError
 from .._messages import DocumentPart, ImagePart, Message, TextPart
 from .._wire._parts import b64
@@ -48,7 +49,14 @@ def literal_blocks(text: str) -> list[Block]:
 
 
 def check_parts(messages: Sequence[Message], provider: str) -> None:
-    """`InvalidRequestError` for a part the CLI provider does not carry: a document."""
+    """`InvalidRequestError` for a part the CLI provider does not carry: a document, or image
+    bytes that are not PNG, JPEG, GIF or WebP.
+
+    The CLI decodes every image itself (it resizes one over 2000 px a side and sends the
+    media type it finds): one it cannot read it replaces with a text note and the call
+    goes on, so the model would answer without the image. Bytes of a known format that
+    are damaged inside still get that note; they are not decoded here.
+    """
     for message in messages:
         if message.content.__class__ is str:
             continue
@@ -57,6 +65,12 @@ def check_parts(messages: Sequence[Message], provider: str) -> None:
                 raise InvalidRequestError(
                     "the claude CLI provider takes text and images, not documents; "
                     "send the document to an anthropic or openai provider",
+                    provider=provider,
+                )
+            if isinstance(part, ImagePart) and part.data is not None and sniff_image(bytes(part.data)) is None:
+                raise InvalidRequestError(
+                    f"the image's bytes are not PNG, JPEG, GIF or WebP (media_type {part.media_type!r}), and the "
+                    "claude CLI would send a note in its place; convert the image to PNG or JPEG",
                     provider=provider,
                 )
 
