@@ -154,7 +154,7 @@ async def test_argv_environment_and_stdin(fake_cli: str, record: Path, monkeypat
     argv, env = seen["argv"], seen["env"]
     assert argv == [
         "-p", "--bare", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose",
-        "--include-partial-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
+        "--include-partial-messages", "--replay-user-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
         "--strict-mcp-config", "--max-budget-usd", "0.0000001", "--model", "sonnet",
     ]  # fmt: skip
     assert seen["stdin"] == "What is 2+2?"

@@ -24,7 +24,7 @@ from llmcomm.providers._claude_cli import ClaudeCLIProvider
 from llmcomm.providers._claude_cli_events import CLIStream
 from llmcomm.providers._claude_cli_prompt import prompt_blocks
 
-from .test_claude_cli import collect, config, fake_cli, read_record, record
+from .test_claude_cli import collect, config, dead, fake_cli, read_record, record, wait_for
 
 __all__ = ["fake_cli", "record"]
 
@@ -198,3 +198,12 @@ async def test_streamed_thinking_is_the_responses_reasoning(fake_cli: str) -> No
     assert [c.reasoning for c in chunks if c.reasoning] == ["Two ", "and two ", "make four."]
     assert "".join(c.text for c in chunks) == "Four."
     assert (response.reasoning, response.content) == ("Two and two make four.", "Four.")
+
+
+async def test_an_image_the_cli_cannot_read_stops_the_call_before_it_is_sent(fake_cli: str, record: Path) -> None:
+    provider = ClaudeCLIProvider(config(fake_cli, "image_note", record=record))
+    with pytest.raises(InvalidRequestError, match=r"could not read an image \(\[Image could not be processed"):
+        await collect(provider, ask(TextPart("See."), ImagePart(PNG, None, "image/png")))
+    assert await wait_for(dead, read_record(record)["pid"])
+    chunks = await collect(provider, ask(TextPart("No image here.")))  # nothing to miss without an image
+    assert "".join(c.text for c in chunks) == "Hello, world"

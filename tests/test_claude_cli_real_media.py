@@ -12,6 +12,7 @@ import struct
 import zlib
 from typing import Any
 
+import anyio
 import pytest
 
 from llmcomm import Configuration, LLMCommunication
@@ -22,7 +23,7 @@ from llmcomm.providers._claude_cli import ClaudeCLIProvider
 from llmcomm.testing import FakeServer, Script
 
 from .test_claude_cli_media import PNG, PNG_B64, URL, image_block
-from .test_claude_cli_real import config, real_cli
+from .test_claude_cli_real import BOUND, config, real_cli
 from .test_claude_cli_real_reliability import api_requests, body_of, run
 
 __all__ = ["real_cli"]
@@ -100,6 +101,23 @@ async def test_the_cli_decodes_images_itself(real_cli: str) -> None:
     assert labelled == image_block()["source"]  # the media type the bytes say, not the label
     assert resized["media_type"] == "image/png"
     assert base64.b64decode(resized["data"]) != wide  # over 2000 px a side: resized before sending
+
+
+async def test_a_damaged_image_is_an_invalid_request_not_a_reply_without_it(real_cli: str) -> None:
+    # The CLI decodes an image only to resize it: a PNG signature, then a header that says
+    # 4294967295 px a side and no pixels it can read, gets a note in its place.
+    damaged = b"\x89PNG\r\n\x1a\n" + b"\xff" * 300
+    async with FakeServer() as server:
+        provider = ClaudeCLIProvider(config(real_cli, server))
+        request = Request(messages=(Message("user", (TextPart("See."), ImagePart(damaged, None, "image/png"))),))
+        with anyio.fail_after(BOUND):
+            with pytest.raises(InvalidRequestError, match=r"could not read an image \(\[Image could not be processed"):
+                await run(provider, request)
+        await anyio.sleep(0.5)  # room for more requests, had the child lived on
+        # The CLI writes the message it will send as it sends it: the request may be out already.
+        sent = api_requests(server)
+        assert len(sent) <= 1
+        assert all("could not be processed" in str(body_of(r)["messages"]) for r in sent)
 
 
 @pytest.mark.parametrize("max_tokens", [1500, 32000])

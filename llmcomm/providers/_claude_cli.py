@@ -71,7 +71,7 @@ class ClaudeCLIProvider:
     The child runs as::
 
         claude -p [--bare] --input-format stream-json --output-format stream-json --verbose
-               --include-partial-messages --tools "" --no-session-persistence --max-turns 1
+               --include-partial-messages --replay-user-messages --tools "" --no-session-persistence --max-turns 1
                --strict-mcp-config --max-budget-usd 0.0000001 --model MODEL [--effort LEVEL]
                [--system-prompt=TEXT | --system-prompt-file FILE]
 
@@ -84,7 +84,11 @@ class ClaudeCLIProvider:
     source for an http(s) URL, which the CLI passes on); a longer conversation is
     rendered as a transcript of the earlier turns, their images in place, followed
     by the last user message (see `_claude_cli_prompt`). A `DocumentPart` is
-    refused with `InvalidRequestError`.
+    refused with `InvalidRequestError`, and so are image bytes that are not PNG,
+    JPEG, GIF or WebP; an image the CLI cannot decode (it decodes one to resize
+    it) becomes a note in the message it replays (`--replay-user-messages`), and
+    the call ends with `InvalidRequestError` as soon as that line arrives (the
+    CLI sends its request at the same time; its reply is not read).
     A prompt with no visible character (only whitespace, byte-order marks,
     zero-width or control characters) is refused with `InvalidRequestError`
     before anything starts: the CLI would send a placeholder in its place.
@@ -176,7 +180,7 @@ class ClaudeCLIProvider:
             argv.append("--bare")
         argv += [
             "--input-format", "stream-json", "--output-format", "stream-json", "--verbose",
-            "--include-partial-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
+            "--include-partial-messages", "--replay-user-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
             "--strict-mcp-config", "--max-budget-usd", ONE_RESPONSE_BUDGET_USD, "--model", model,
         ]  # fmt: skip
         if (level := effort_level(request)) is not None:
@@ -237,7 +241,7 @@ class ClaudeCLIProvider:
             process = child.process
             await _send_prompt(process, prompt)
             assert process.stdout is not None
-            state = CLIStream(self.name, model)
+            state = CLIStream(self.name, model, prompt.count(b'"type":"image"'))
             decoder = JSONLinesDecoder(self.max_line_bytes)
             done = False
             while not done:
@@ -247,9 +251,17 @@ class ClaudeCLIProvider:
                     chunk = state.handle(line)
                     if chunk is not None:
                         yield chunk
-                    if state.result is not None or state.truncated:
+                    if state.result is not None or state.truncated or state.refused_image:
                         done = True
                         break
+            if state.refused_image:
+                await shutdown(child, kill_now=True)  # its request may be out already: its reply is not read
+                stopped = True
+                raise InvalidRequestError(
+                    f"the claude CLI could not read an image ({state.refused_image[:300]}); "
+                    "convert it to PNG or JPEG and send it again",
+                    provider=self.name,
+                )
             if state.truncated:
                 # Killed before the CLI can ask the API to continue the cut reply.
                 await shutdown(child, kill_now=True)
