@@ -28,7 +28,7 @@ CAPABILITIES: Final[frozenset[str]] = frozenset(
 DEFAULT_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
     "anthropic": frozenset(("tools", "images", "documents", "response_format", "reasoning")),
     "openai": frozenset(("tools", "images", "documents", "response_format", "reasoning")),
-    "claude_cli": frozenset(("response_format",)),
+    "claude_cli": frozenset(("images", "response_format", "reasoning")),
 }
 
 

@@ -58,21 +58,21 @@ def test_plan_keeps_the_order_and_names_what_each_skipped_provider_lacks() -> No
     text_only = Fake("local", capabilities=frozenset())
     vision = Fake("gpt")
     cli = Fake("cli", kind="claude_cli")
-    usable, skipped = plan(frozenset({"images"}), [text_only, vision, cli])
+    usable, skipped = plan(frozenset({"documents"}), [text_only, vision, cli])
     assert usable == (vision,)
-    assert skipped == ((text_only, frozenset({"images"})), (cli, frozenset({"images"})))
+    assert skipped == ((text_only, frozenset({"documents"})), (cli, frozenset({"documents"})))
     assert plan(frozenset(), [text_only]) == ((text_only,), ())
 
 
 def test_when_no_provider_can_the_error_names_the_gap() -> None:
     with pytest.raises(InvalidRequestError) as caught:
         plan(
-            frozenset({"images", "tools"}),
+            frozenset({"documents", "tools"}),
             [Fake("local", capabilities=frozenset({"tools"})), Fake("cli", "claude_cli")],
         )
     message = str(caught.value)
-    assert "'local' lacks images" in message
-    assert "'cli' lacks images, tools" in message
+    assert "'local' lacks documents" in message
+    assert "'cli' lacks documents, tools" in message
     assert "ProviderConfig(capabilities=" in message
 
 

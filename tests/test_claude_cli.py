@@ -26,7 +26,8 @@ from llmcomm.errors import (
     RateLimitError,
     StreamInterruptedError,
 )
-from llmcomm.providers._claude_cli import ClaudeCLIProvider, render_prompt
+from llmcomm.providers._claude_cli import ClaudeCLIProvider
+from llmcomm.providers._claude_cli_prompt import render_prompt
 
 pytestmark = pytest.mark.anyio
 
@@ -153,7 +154,7 @@ async def test_argv_environment_and_stdin(fake_cli: str, record: Path, monkeypat
     argv, env = seen["argv"], seen["env"]
     assert argv == [
         "-p", "--bare", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose",
-        "--include-partial-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
+        "--include-partial-messages", "--replay-user-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
         "--strict-mcp-config", "--max-budget-usd", "0.0000001", "--model", "sonnet",
     ]  # fmt: skip
     assert seen["stdin"] == "What is 2+2?"
@@ -269,7 +270,8 @@ async def test_repr_masks_the_key(fake_cli: str) -> None:
 
 async def test_garbage_and_unknown_lines_are_ignored(fake_cli: str) -> None:
     chunks = await collect(ClaudeCLIProvider(config(fake_cli, "garbage")))
-    assert [c.text for c in chunks] == ["Hello", ", world", ""]
+    assert [c.reasoning for c in chunks if c.reasoning] == ["hm"]  # the one thinking_delta among them
+    assert [c.text for c in chunks if not c.reasoning] == ["Hello", ", world", ""]
     assert (chunks[-1].finish_reason, chunks[-1].raw_finish_reason) == ("stop", "end_turn")
 
 

@@ -25,15 +25,10 @@ import pytest
 from llmcomm import Configuration, LLMCommunication, SyncLLMCommunication
 from llmcomm._types import Message, Request
 from llmcomm.errors import InvalidRequestError, ProviderUnavailableError
-from llmcomm.providers._claude_cli import (
-    ClaudeCLIProvider,
-    effort_level,
-    has_visible_text,
-    literal_blocks,
-    user_message_line,
-)
+from llmcomm.providers._claude_cli import ClaudeCLIProvider, effort_level
 from llmcomm.providers._claude_cli_events import CLIStream
 from llmcomm.providers._claude_cli_process import SCRATCH_PREFIX
+from llmcomm.providers._claude_cli_prompt import has_visible_text, literal_blocks, user_message_line
 
 from .test_claude_cli import (
     BOUND,
@@ -98,7 +93,7 @@ async def test_a_later_message_and_a_system_prompt_starting_with_a_slash_stay_te
 
 
 def test_the_stdin_line_is_one_json_user_message() -> None:
-    assert user_message_line("/cost") == (
+    assert user_message_line(literal_blocks("/cost")) == (
         b'{"type":"user","message":{"role":"user","content":'
         b'[{"type":"text","text":"/"},{"type":"text","text":"cost"}]},"parent_tool_use_id":null}\n'
     )

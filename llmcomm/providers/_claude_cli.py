@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import unicodedata
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, final
@@ -22,10 +21,12 @@ from anyio.abc import ByteReceiveStream, Process
 
 from .._config import ProviderConfig
 from .._errors import InvalidRequestError, ProviderUnavailableError
-from .._types import Message, Request, StreamChunk
+from .._model_facts import anthropic_thinking
+from .._types import Request, StreamChunk
 from .._wire._sse import DEFAULT_MAX_LINE_BYTES, JSONLinesDecoder, OversizedMessageError
 from ._claude_cli_events import CLIStream
 from ._claude_cli_process import EXIT_GRACE, Child, Workdir, describe_exit, shutdown, spawn
+from ._claude_cli_prompt import check_parts, last_has_content, prompt_blocks, user_message_line
 
 #: variables the child inherits from this process; everything else is left behind
 INHERITED_ENV = (
@@ -59,10 +60,6 @@ EFFORT_LEVELS = {"minimal": "low", "low": "low", "medium": "medium", "high": "hi
 ONE_RESPONSE_BUDGET_USD = "0.0000001"
 #: the smallest thinking budget the API takes; extended thinking needs max_tokens above it
 MIN_THINKING_BUDGET = 1024
-#: Unicode categories the CLI (and a reader) sees as nothing: controls, format and separators
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
-#: what JavaScript's `String.prototype.trim` removes: Unicode white space, line terminators, U+FEFF
-_JS_TRIMMED = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 _NOT_FOUND_HINT = "install @anthropic-ai/claude-code or set CLAUDE_CLI_PATH"
 
@@ -74,7 +71,7 @@ class ClaudeCLIProvider:
     The child runs as::
 
         claude -p [--bare] --input-format stream-json --output-format stream-json --verbose
-               --include-partial-messages --tools "" --no-session-persistence --max-turns 1
+               --include-partial-messages --replay-user-messages --tools "" --no-session-persistence --max-turns 1
                --strict-mcp-config --max-budget-usd 0.0000001 --model MODEL [--effort LEVEL]
                [--system-prompt=TEXT | --system-prompt-file FILE]
 
@@ -83,8 +80,15 @@ class ClaudeCLIProvider:
     starts with "/" as a slash command (`/cost` would answer locally and send
     nothing), so such a text is sent as two adjacent text blocks, split after its
     leading slashes, which the model reads as the same text. A single user
-    message is passed verbatim; a longer conversation is rendered as a transcript
-    of the earlier turns followed by the last user message (see `render_prompt`).
+    message is passed verbatim, its images as image blocks (base64, or a url
+    source for an http(s) URL, which the CLI passes on); a longer conversation is
+    rendered as a transcript of the earlier turns, their images in place, followed
+    by the last user message (see `_claude_cli_prompt`). A `DocumentPart` is
+    refused with `InvalidRequestError`, and so are image bytes that are not PNG,
+    JPEG, GIF or WebP; an image the CLI cannot decode (it decodes one to resize
+    it) becomes a note in the message it replays (`--replay-user-messages`), and
+    the call ends with `InvalidRequestError` as soon as that line arrives (the
+    CLI sends its request at the same time; its reply is not read).
     A prompt with no visible character (only whitespace, byte-order marks,
     zero-width or control characters) is refused with `InvalidRequestError`
     before anything starts: the CLI would send a placeholder in its place.
@@ -105,7 +109,11 @@ class ClaudeCLIProvider:
     only) is passed whenever the child has an API key. `temperature` and `extra`
     have no CLI equivalent and are ignored.
 
-    The reply is streamed from the CLI's `text_delta` events; success is a `result`
+    `--effort` turns thinking on: budgeted (`max_tokens - 1`) on models before
+    4.6, where the CLI sends no effort, adaptive with `output_config.effort` on
+    4.6 and later (the CLI lowers levels a model lacks to "high"). The reply is streamed
+    from the CLI's `text_delta` events, its thinking from `thinking_delta` events
+    as reasoning chunks; success is a `result`
     line with `is_error: false`, whose usage and stop reason go on the closing
     chunk. The CLI makes hidden follow-up requests to continue a reply cut at
     `max_tokens` (up to three, each streamed again); a spending cap that any
@@ -172,7 +180,7 @@ class ClaudeCLIProvider:
             argv.append("--bare")
         argv += [
             "--input-format", "stream-json", "--output-format", "stream-json", "--verbose",
-            "--include-partial-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
+            "--include-partial-messages", "--replay-user-messages", "--tools", "", "--no-session-persistence", "--max-turns", "1",
             "--strict-mcp-config", "--max-budget-usd", ONE_RESPONSE_BUDGET_USD, "--model", model,
         ]  # fmt: skip
         if (level := effort_level(request)) is not None:
@@ -188,22 +196,26 @@ class ClaudeCLIProvider:
 
     def check(self, request: Request) -> bytes:
         """Validate `request` for the CLI and return its stdin; `InvalidRequestError` when the CLI cannot take it."""
-        if not has_visible_text(request.messages[-1].text):
+        check_parts(request.messages, self.name)
+        if not last_has_content(request.messages[-1]):
             raise InvalidRequestError(
                 "the prompt has no visible text (only whitespace, byte-order marks, zero-width or control "
-                "characters), which the claude CLI cannot send; give the last message some text",
+                "characters) and no image, which the claude CLI cannot send; give the last message some text",
                 provider=self.name,
             )
         level = effort_level(request)
         max_tokens = request.max_tokens or self.config.max_tokens
-        if level is not None and max_tokens <= MIN_THINKING_BUDGET:
+        model = request.model or self.model
+        # A model that thinks with a budget gets one of max(1024, max_tokens - 1) from the CLI,
+        # which the API refuses unless it is below max_tokens; adaptive thinking has no budget.
+        if level is not None and max_tokens <= MIN_THINKING_BUDGET and anthropic_thinking(model) == "enabled":
             raise InvalidRequestError(
-                f"reasoning through the claude CLI needs max_tokens above {MIN_THINKING_BUDGET} (got {max_tokens}); "
-                "raise max_tokens or set reasoning_effort='none'",
+                f"reasoning through the claude CLI with {model} needs max_tokens above {MIN_THINKING_BUDGET} "
+                f"(got {max_tokens}); raise max_tokens or set reasoning_effort='none'",
                 provider=self.name,
             )
         try:
-            return user_message_line(render_prompt(request.messages))
+            return user_message_line(prompt_blocks(request.messages))
         except orjson.JSONEncodeError as exc:
             raise InvalidRequestError(
                 "the prompt is not valid text (it holds a lone surrogate character); remove it", provider=self.name
@@ -229,7 +241,7 @@ class ClaudeCLIProvider:
             process = child.process
             await _send_prompt(process, prompt)
             assert process.stdout is not None
-            state = CLIStream(self.name, model)
+            state = CLIStream(self.name, model, prompt.count(b'"type":"image"'))
             decoder = JSONLinesDecoder(self.max_line_bytes)
             done = False
             while not done:
@@ -239,9 +251,17 @@ class ClaudeCLIProvider:
                     chunk = state.handle(line)
                     if chunk is not None:
                         yield chunk
-                    if state.result is not None or state.truncated:
+                    if state.result is not None or state.truncated or state.refused_image:
                         done = True
                         break
+            if state.refused_image:
+                await shutdown(child, kill_now=True)  # its request may be out already: its reply is not read
+                stopped = True
+                raise InvalidRequestError(
+                    f"the claude CLI could not read an image ({state.refused_image[:300]}); "
+                    "convert it to PNG or JPEG and send it again",
+                    provider=self.name,
+                )
             if state.truncated:
                 # Killed before the CLI can ask the API to continue the cut reply.
                 await shutdown(child, kill_now=True)
@@ -345,31 +365,6 @@ def effort_level(request: Request) -> str | None:
     return level
 
 
-def has_visible_text(text: str) -> bool:
-    """Whether `text` has a character the CLI keeps and a reader sees (not whitespace, BOM, zero-width, control)."""
-    return any(not (ch.isspace() or unicodedata.category(ch) in _INVISIBLE) for ch in text)
-
-
-def literal_blocks(text: str) -> list[dict[str, str]]:
-    """Text blocks that the CLI passes to the model as `text`, never as a slash command.
-
-    The CLI runs a message as a command when its last text block, trimmed as
-    JavaScript's `trim()` does (whitespace and U+FEFF), starts with "/". Such a text is split after its leading whitespace and slashes; both
-    blocks are non-empty and the model reads them as one text.
-    """
-    if text.lstrip(_JS_TRIMMED).startswith("/"):
-        cut = next((i for i, ch in enumerate(text) if not (ch in _JS_TRIMMED or ch == "/")), None)
-        if cut is not None:
-            return [{"type": "text", "text": text[:cut]}, {"type": "text", "text": text[cut:]}]
-    return [{"type": "text", "text": text}]
-
-
-def user_message_line(text: str) -> bytes:
-    """The stdin line of `--input-format stream-json` that carries `text` as the user's message."""
-    message = {"role": "user", "content": literal_blocks(text)}
-    return orjson.dumps({"type": "user", "message": message, "parent_tool_use_id": None}) + b"\n"
-
-
 async def _send_prompt(process: Process, prompt: bytes) -> None:
     """Write the prompt and close stdin: the CLI waits for EOF before it starts."""
     assert process.stdin is not None
@@ -380,12 +375,3 @@ async def _send_prompt(process: Process, prompt: bytes) -> None:
     finally:
         with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await process.stdin.aclose()
-
-
-def render_prompt(messages: Sequence[Message]) -> str:
-    """The text written to the CLI's stdin: see `ClaudeCLIProvider` for the format."""
-    *history, last = messages
-    if not history:
-        return last.text
-    turns = "\n\n".join(f"{'Human' if m.role == 'user' else 'Assistant'}: {m.text}" for m in history)
-    return f"<transcript>\n{turns}\n</transcript>\n\n{last.text}"

@@ -52,6 +52,7 @@ class CLIStream:
 
     __slots__ = (
         "assistant_text",
+        "images",
         "index",
         "input_usage",
         "model",
@@ -59,6 +60,7 @@ class CLIStream:
         "parts",
         "pending",
         "provider",
+        "refused_image",
         "result",
         "started",
         "stop_reason",
@@ -67,7 +69,9 @@ class CLIStream:
         "undecodable",
     )
 
-    def __init__(self, provider: str, model: str) -> None:
+    def __init__(self, provider: str, model: str, images: int = 0) -> None:
+        self.images = images  # image blocks sent on stdin
+        self.refused_image: str | None = None  # the CLI's note for an image it could not read
         self.assistant_text: str | None = None  # the text of the CLI's last `assistant` line
         self.provider = provider
         self.model = model
@@ -84,7 +88,7 @@ class CLIStream:
         self.structured: str | None = None  # with --json-schema: the value the model gave, as JSON text
 
     def handle(self, line: bytes) -> StreamChunk | None:
-        """Take one stdout line; return a content chunk when it carries text."""
+        """Take one stdout line; return a chunk when it carries text or reasoning (a `thinking_delta`)."""
         try:
             event = loads_lenient(line)
         except ValueError:
@@ -96,6 +100,8 @@ class CLIStream:
         kind = event.get("type")
         if kind == "result":
             self.result = event
+        elif kind == "user" and isinstance(message := event.get("message"), dict):
+            self._replayed(message.get("content"))
         elif kind == "system" and event.get("subtype") == "init":
             self.started = True
         elif kind == "assistant" and isinstance(message := event.get("message"), dict):
@@ -116,12 +122,25 @@ class CLIStream:
             return self._stream_event(inner)
         return None
 
+    def _replayed(self, content: object) -> None:
+        """Check the user message as the CLI will send it (`--replay-user-messages`): an image it
+        could not read is a text note there, fewer image blocks than were sent."""
+        if not self.images or not isinstance(content, list):
+            return
+        blocks = [b for b in content if isinstance(b, dict)]
+        if sum(b.get("type") == "image" for b in blocks) < self.images:
+            notes = [b["text"] for b in blocks if isinstance(b.get("text"), str) and b["text"].startswith("[Image")]
+            self.refused_image = notes[0] if notes else "an image was left out"
+
     def _stream_event(self, inner: Mapping[str, Any]) -> StreamChunk | None:
         inner_kind = inner.get("type")
         if inner_kind == "content_block_delta":
             delta = inner.get("delta")
-            if isinstance(delta, dict) and delta.get("type") == "text_delta":
-                return self._text(delta.get("text"))
+            if isinstance(delta, dict):
+                if delta.get("type") == "text_delta":
+                    return self._text(delta.get("text"))
+                if delta.get("type") == "thinking_delta":
+                    return self._thinking(delta.get("thinking"))
         elif inner_kind == "message_start":
             message = inner.get("message")
             if isinstance(message, dict):
@@ -156,6 +175,14 @@ class CLIStream:
             return None
         self.parts.append(text)
         chunk = StreamChunk(text, self.provider, self.model, self.index)
+        self.index += 1
+        return chunk
+
+    def _thinking(self, text: object) -> StreamChunk | None:
+        """A reasoning chunk for a `thinking_delta` (never part of the answer text)."""
+        if not isinstance(text, str) or not text:
+            return None
+        chunk = StreamChunk("", self.provider, self.model, self.index, reasoning=repair_surrogates(text))
         self.index += 1
         return chunk
 

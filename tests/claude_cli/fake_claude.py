@@ -26,6 +26,8 @@ real CLI would, optionally records what it got, then plays the scenario named by
     split_surrogate    an emoji's surrogate pair split over two deltas (raw JSON escapes)
     budget_stop        deltas, then the result the spending cap gives after one response:
                        subtype error_max_budget_usd, is_error true, no result text, zero usage
+    image_note         the replayed user message has a text note in place of each image, then the reply
+    thinking           three thinking_delta events and a signature_delta, then the reply
     lost_line          one delta line that no JSON parser takes, then a result with all the text
 
 `FAKE_CLAUDE_TEXT` replaces the reply text (one delta per word). When
@@ -213,8 +215,13 @@ def main() -> int:
     scenario = os.environ.get("FAKE_CLAUDE_SCENARIO", "success")
     text = os.environ.get("FAKE_CLAUDE_TEXT", "Hello, world")
     delay = float(os.environ.get("FAKE_CLAUDE_DELAY", "0.5"))
+    if "--replay-user-messages" in argv:  # the message as the CLI would send it
+        if scenario == "image_note":
+            note = {"type": "text", "text": "[Image could not be processed: Unable to resize image]"}
+            blocks = [note if block.get("type") == "image" else block for block in blocks]
+        emit({"type": "user", "message": {"role": "user", "content": blocks}, "session_id": SESSION})
     opening(argv[argv.index("--model") + 1])
-    if scenario == "success":
+    if scenario in ("success", "image_note"):
         reply(text)
     elif scenario == "api_error":
         status = int(os.environ.get("FAKE_CLAUDE_STATUS", "401"))
@@ -313,6 +320,15 @@ def main() -> int:
             }
         )
         return 1
+    elif scenario == "thinking":
+        for piece in ("Two ", "and two ", "make four."):
+            thinking = {"type": "thinking_delta", "thinking": piece}
+            stream_event({"type": "content_block_delta", "index": 0, "delta": thinking})
+        stream_event(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "c2ln"}}
+        )
+        stream_event({"type": "content_block_stop", "index": 0})
+        reply(text)
     elif scenario == "lost_line":
         delta("Hello")
         raw('{"type":"stream_event","event":{"type":"content_block_delta","delta":{"text":"lost')
