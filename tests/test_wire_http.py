@@ -263,3 +263,23 @@ async def test_a_body_read_past_its_terminal_event_leaves_the_connection_reusabl
     async with LLMCommunication(config(provider(server, kind))) as llm:
         assert [await llm.generate_text("hi") for _ in range(3)] == ["Hi"] * 3
     assert [r.connection_id for r in server.requests] == [1, 1, 1]
+
+
+async def test_pings_inside_a_thinking_block_are_not_idleness(server: FakeServer) -> None:
+    # Two thinking deltas 2.5 s apart, pings every 0.3 s between them, and an idle timeout of 1 s:
+    # the model is thinking, not silent (DESIGN Part 2).
+    server.default = Script(reasoning=("let me see. ", "so: "), token_delay=2.5, keepalive_interval=0.3, text="42")
+    llm = LLMCommunication(config(provider(server, "anthropic"), stream_idle_timeout=1.0))
+    async with llm, llm.generate_stream("hi") as stream:
+        chunks = [chunk async for chunk in stream]
+    assert stream.response is not None and stream.response.content == "42"
+    assert "".join(c.reasoning for c in chunks) == "let me see. so: "
+
+
+async def test_pings_outside_a_thinking_block_are_still_idleness(server: FakeServer) -> None:
+    server.default = Script(tokens=3, stall_after=1, keepalive_interval=0.2)
+    async with LLMCommunication(config(provider(server, "anthropic"), stream_idle_timeout=1.0)) as llm:
+        started = time.monotonic()
+        with pytest.raises(StreamInterruptedError, match="no content"):
+            await llm.generate_text("hi")
+    assert 0.9 < time.monotonic() - started < 3.0

@@ -108,6 +108,9 @@ class AnthropicDecoder(StreamDecoder):
                 if thinking and (block := self._thinking.get(event.get("index"))) is not None:
                     block[0] = (block[0] or "") + thinking
                 self._emit(append, text, thinking, repair)
+        elif kind == "ping":
+            if self._thinking:  # inside an open thinking block a ping says the model is thinking
+                self.thinking_alive = True
         elif kind == "content_block_start":
             block = event.get("content_block")
             if isinstance(block, dict):

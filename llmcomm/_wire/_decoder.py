@@ -148,6 +148,7 @@ class StreamDecoder:
         "provider",
         "provider_request_id",
         "raw_finish_reason",
+        "thinking_alive",
     )
 
     #: what the terminal event is called, for messages
@@ -162,6 +163,9 @@ class StreamDecoder:
         self.provider_request_id: str | None = None  # set by the reader from the response headers
         self.finished = False
         self.failure: Exception | None = None
+        #: a keep-alive came while a thinking block was open: the model is thinking, not silent
+        #: (DESIGN Part 2: such pings are not idleness); the reader resets it once it has told
+        self.thinking_alive = False
         self._held = ""  # a high surrogate that ended the last text, waiting for its other half
         self._sse = SSEDecoder(max_event_bytes)
 

@@ -54,7 +54,10 @@ async def read_reply(
             feed = decoder.feed
             batch = feed(head) if head else []
             while True:
-                if batch:
+                if batch or decoder.thinking_alive:
+                    # An empty batch after a ping inside a thinking block: the reader comes back
+                    # for the next one, and its idle deadline starts again.
+                    decoder.thinking_alive = False
                     yield batch
                 if decoder.failure is not None:
                     raise decoder.failure

@@ -128,8 +128,8 @@ def _stream_body(frames: _wire.StreamFrames, script: Script) -> list[Step]:
     if frames.thinking and script.token_delay > 0:  # reasoning streamed at the pace of the text
         steps = [frames.head]
         for position, event in enumerate(frames.thinking):
-            if position:
-                steps.append(Wait(script.token_delay))
+            if position:  # a model thinking between deltas keeps the stream alive as the APIs do
+                steps.append(Wait(script.token_delay, *keepalive))
             steps.append(event)
         steps.append(frames.after_thinking)
     if script.delay_before_first_token > 0:
