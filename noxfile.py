@@ -58,6 +58,19 @@ def examples(session: nox.Session) -> None:
 
 
 @nox.session
+def coverage(session: nox.Session) -> None:
+    """The tests under coverage: which lines of llmcomm no test runs (`nox -s coverage`; not part of CI).
+
+    Tests that run llmcomm in a child process (fork, gunicorn, the CLI) are not counted,
+    so the portal and sync modules read lower than they are exercised.
+    """
+    session.install("-e", ".[test,otel]", "pytest-cov>=5")
+    session.run("python", "tests/claude_cli/install.py")
+    args = session.posargs or ["-q", "--cov=llmcomm", "--cov-report=term-missing:skip-covered"]
+    session.run("python", "-m", "pytest", *args, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+@nox.session
 def docs(session: nox.Session) -> None:
     """The docs site (MkDocs Material, API reference from the docstrings), built with --strict."""
     session.install("-e", ".[docs]")
