@@ -33,28 +33,20 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite on asyncio and trio, including the real `claude` binary from npm."""
-    session.install("-e", ".[test,otel]")
+    _install_test_needs(session)
+    args = session.posargs or ["-q", "--durations=15"]
+    session.run("python", "-m", "pytest", *args, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+def _install_test_needs(session: nox.Session, *more: str) -> None:
+    """What the tests need besides Python packages, each installer saying what and why."""
+    session.install("-e", ".[test,otel]", *more)
     # The real Claude Code CLI is cached in .cache/ (git-ignored): a warm machine skips the download.
     session.run("python", "tests/claude_cli/install.py")
     # Headless Chromium (Debian's package) for the browser test of the FastAPI example.
     session.run("bash", "tests/browser/install_chromium.sh", external=True)
     # Debian's redis-server for the fleet tests (shared breaker and budgets on Redis).
     session.run("python", "tests/fleet/install_redis.py")
-    args = session.posargs or ["-q", "--durations=15"]
-    session.run("python", "-m", "pytest", *args, env={"PYTHONDONTWRITEBYTECODE": "1"})
-
-
-@nox.session
-def examples(session: nox.Session) -> None:
-    """The tour in examples/example.py (against the loopback simulator when no keys are set)."""
-    session.install("-e", ".")
-    session.run("python", "examples/example.py")
-    session.run("python", "examples/service_factory.py")
-    session.run("python", "examples/tool_calling.py")
-    session.run("python", "examples/images.py")
-    session.run("python", "examples/structured_output.py")
-    session.run("python", "examples/tool_loop.py")
-    session.run("llmcomm", "demo")
 
 
 @nox.session
@@ -64,8 +56,7 @@ def coverage(session: nox.Session) -> None:
     Tests that run llmcomm in a child process (fork, gunicorn, the CLI) are not counted,
     so the portal and sync modules read lower than they are exercised.
     """
-    session.install("-e", ".[test,otel]", "pytest-cov>=5")
-    session.run("python", "tests/claude_cli/install.py")
+    _install_test_needs(session, "pytest-cov>=5")
     args = session.posargs or ["-q", "--cov=llmcomm", "--cov-report=term-missing:skip-covered"]
     session.run("python", "-m", "pytest", *args, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
