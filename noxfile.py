@@ -50,6 +50,19 @@ def _install_test_needs(session: nox.Session, *more: str) -> None:
 
 
 @nox.session
+def examples(session: nox.Session) -> None:
+    """The tour in examples/example.py (against the loopback simulator when no keys are set)."""
+    session.install("-e", ".")
+    session.run("python", "examples/example.py")
+    session.run("python", "examples/service_factory.py")
+    session.run("python", "examples/tool_calling.py")
+    session.run("python", "examples/images.py")
+    session.run("python", "examples/structured_output.py")
+    session.run("python", "examples/tool_loop.py")
+    session.run("llmcomm", "demo")
+
+
+@nox.session
 def coverage(session: nox.Session) -> None:
     """The tests under coverage: which lines of llmcomm no test runs (`nox -s coverage`; not part of CI).
 
