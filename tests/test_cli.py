@@ -88,7 +88,7 @@ def test_forcing_a_provider(
     clean_env.setenv("OPENAI_BASE_URL", server.openai_base_url)
     assert main(["--provider", "openai", "hi"]) == 0
     assert server.requests[0].api == "openai"
-    assert main(["--provider", "nope", "hi"]) == 1
+    assert main(["--provider", "nope", "hi"]) == 2  # refused before any request: a usage error
     err = capsys.readouterr().err
     assert err.startswith("llmcomm: unknown provider 'nope'; configured providers are ['anthropic', 'openai']")
     assert err.count("\n") == 1
@@ -300,3 +300,11 @@ def test_ctrl_c_exits_130_and_closes_the_upstream_request(tmp_path: Path) -> Non
         assert upstream.client_closed_at is not None
         assert upstream.client_closed_at - interrupted_at < 1.0
         assert upstream.finished_at is None
+
+
+def test_a_provider_s_own_400_is_a_failed_call_not_a_usage_error(
+    server: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.default = Script(status=400, error_message="max_tokens: too large")
+    assert main(["hi"]) == 1
+    assert "too large" in capsys.readouterr().err

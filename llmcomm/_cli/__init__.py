@@ -76,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except LLMException as error:
         print(f"{PROG}: {describe_error(error)}", file=sys.stderr)
-        return EXIT_FAILED
+        # Refused by llmcomm before any request (an unknown --provider, a prompt no provider can
+        # take) is a usage error; a provider's own 400 has a status and is a failed call.
+        refused = isinstance(error, InvalidRequestError) and error.status_code is None
+        return EXIT_USAGE if refused else EXIT_FAILED
     except BrokenPipeError:
         # The reader of stdout went away (`llmcomm ... | head`): that is not a failure.
         # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
