@@ -16,9 +16,9 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from ._config import (
     DEFAULT_FALLBACK_TIMEOUT,
@@ -37,6 +37,8 @@ from ._secrets import check_sendable, mask_url
 if TYPE_CHECKING:
     from ._config import Configuration
 
+#: an int or a float read from a variable
+N = TypeVar("N", int, float)
 log = logging.getLogger("llmcomm.config")
 
 #: what to set, listed in every "nothing configured" error
@@ -302,42 +304,36 @@ def _prices(env: Mapping[str, str], prefix: str) -> dict[str, float]:
     prices: dict[str, float] = {}
     for field_name in PRICE_FIELDS:
         name = f"{prefix}_{field_name.upper()}"
-        raw = env.get(name, "").strip()
-        if not raw:
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0:
-            raise ConfigurationError(
-                f"{name}={raw!r} is not a price per million tokens; set it like {name}=3.0, or unset it"
-            )
-        prices[field_name] = value
+        value = _parsed(env, name, float, lambda v: v >= 0, "a price per million tokens", "3.0, or unset it")
+        if value is not None:
+            prices[field_name] = value
     return prices
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"{name}={raw!r} is not a positive number of seconds; set it like {name}=2.5")
-    return value
+    value = _parsed(env, name, float, lambda v: v > 0, "a positive number of seconds", "2.5")
+    return default if value is None else value
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _parsed(env, name, int, lambda v: v > 0, "a positive whole number", "4096")
+    return default if value is None else value
+
+
+def _parsed(
+    env: Mapping[str, str], name: str, parse: Callable[[str], N], accept: Callable[[N], bool], what: str, like: str
+) -> N | None:
+    """`env[name]` parsed and accepted, None when unset; else `ConfigurationError` saying what to set.
+
+    NaN and infinity are never accepted.
+    """
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise ConfigurationError(f"{name}={raw!r} is not a positive whole number; set it like {name}=4096")
+        value = None
+    if value is None or not math.isfinite(value) or not accept(value):
+        raise ConfigurationError(f"{name}={raw!r} is not {what}; set it like {name}={like}")
     return value

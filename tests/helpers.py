@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,3 +74,28 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def example_env(tmp_path: Path) -> dict[str, str]:
+    """No provider credentials and no `claude` on PATH: the examples must use their simulator."""
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "PYTHONIOENCODING": "utf-8"}
+    if "SYSTEMROOT" in os.environ:
+        env["SYSTEMROOT"] = os.environ["SYSTEMROOT"]
+    return env
+
+
+def run_example(name: str, env: dict[str, str], cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """`examples/<name>` run as a user would: its own process, no stdin."""
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import pytest
 from llmcomm import Configuration, ConfigurationError
 from llmcomm._config import read_dotenv
 from llmcomm.testing import FakeServer, Script
-from tests.helpers import KEY
+from tests.helpers import KEY, example_env, run_example
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -23,30 +20,8 @@ READ_PATTERN = re.compile(r'(?:\.get|_number|_int|_env_int)\(\s*(?:env,\s*)?"([A
 NOT_SETTINGS = {"PATH"}
 
 
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    """No provider credentials and no `claude` on PATH: the examples must use their simulator."""
-    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "PYTHONIOENCODING": "utf-8"}
-    if "SYSTEMROOT" in os.environ:
-        env["SYSTEMROOT"] = os.environ["SYSTEMROOT"]
-    return env
-
-
-def run_tour(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`examples/example.py` run as a user would: its own process, no stdin."""
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / "example.py")],
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-
-
 def test_the_tour_runs_on_the_simulator_and_exits_0(tmp_path: Path) -> None:
-    result = run_tour(clean_env(tmp_path), tmp_path)
+    result = run_example("example.py", example_env(tmp_path), tmp_path)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     lines = result.stdout.splitlines()
     assert lines[0] == (
@@ -75,8 +50,8 @@ def test_the_tour_runs_on_the_simulator_and_exits_0(tmp_path: Path) -> None:
 def test_a_configuration_mistake_stops_the_tour_instead_of_using_the_simulator(
     tmp_path: Path, variable: str, value: str
 ) -> None:
-    env = {**clean_env(tmp_path), "OPENAI_API_KEY": KEY, variable: value}
-    result = run_tour(env, tmp_path)
+    env = {**example_env(tmp_path), "OPENAI_API_KEY": KEY, variable: value}
+    result = run_example("example.py", env, tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "simulator" not in result.stdout
     assert "configuration error" in result.stderr
@@ -103,8 +78,8 @@ def test_a_bad_dotenv_line_stops_the_web_examples(tmp_path: Path, monkeypatch: p
 
 def test_the_tour_uses_configured_providers_when_there_are_some(tmp_path: Path) -> None:
     with FakeServer(default=Script(text="A configured provider answered.")) as server:
-        env = {**clean_env(tmp_path), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.anthropic_base_url}
-        result = run_tour(env, tmp_path)
+        env = {**example_env(tmp_path), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": server.anthropic_base_url}
+        result = run_example("example.py", env, tmp_path)
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     out = result.stdout
     assert out.splitlines()[0] == "llmcomm tour — using real providers: anthropic (claude-sonnet-5-5)"
@@ -159,8 +134,8 @@ def test_example_env_defaults_are_the_real_defaults(tmp_path: Path) -> None:
 
 
 def test_a_placeholder_key_is_named_when_the_tour_falls_back_to_the_simulator(tmp_path: Path) -> None:
-    env = {**clean_env(tmp_path), "ANTHROPIC_API_KEY": "your-anthropic-api-key"}
-    result = run_tour(env, tmp_path)
+    env = {**example_env(tmp_path), "ANTHROPIC_API_KEY": "your-anthropic-api-key"}
+    result = run_example("example.py", env, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "using the loopback simulator" in result.stdout.splitlines()[0]
     assert "note: ANTHROPIC_API_KEY looks like a placeholder" in result.stderr

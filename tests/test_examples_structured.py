@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from tests.helpers import example_env, run_example
 
 
 def run(name: str, tmp_path: Path) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        env={"PATH": str(tmp_path), "HOME": str(tmp_path), "PYTHONIOENCODING": "utf-8"},
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_example(name, example_env(tmp_path), tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.splitlines()
 
