@@ -111,7 +111,7 @@ def dead(pid: int) -> bool:
     """Whether `pid` no longer runs: gone, or a zombie waiting for whoever adopted it."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # ESRCH: reaped between open and read
         return True
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
