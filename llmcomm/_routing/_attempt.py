@@ -21,6 +21,7 @@ from .._errors import LLMException, ProviderUnavailableError
 from .._secrets import detach_foreign_causes
 from .._types import Attempt, AttemptOutcome, ChunkBatch, Request, is_progress
 from ..providers._base import BaseProvider, stream_batches
+from ..providers._watch import READ_WATCH, ReadWatch
 from ._budget import charge, reading_headers, report
 from ._guard import aclose_quietly, contract_error, is_cancellation
 from ._state import Scope, StateBackend
@@ -66,6 +67,7 @@ class AttemptState:
         "started",
         "stopped",
         "store",
+        "watch",
     )
 
     def __init__(self, provider: BaseProvider, reason: str, now: float, *, scoped: bool = True) -> None:
@@ -96,6 +98,8 @@ class AttemptState:
         self.charged = 0
         #: the rate-limit headers of the provider's response
         self.headers: Mapping[str, str] | None = None
+        #: the read deadline of its HTTP response, once `send()` attached it (`providers._watch`)
+        self.watch: ReadWatch | None = None
 
     def stop(self, now: float) -> None:
         """Cancel this attempt because the race no longer needs it."""
@@ -175,6 +179,15 @@ async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[
 
 
 async def _read_to_first(attempt: AttemptState, request: Request, clock: Callable[[], float]) -> None:
+    attempt.watch = watch = ReadWatch()
+    token = READ_WATCH.set(watch)  # read by `send()` when the first batch is asked for
+    try:
+        await _read_batches(attempt, request, clock)
+    finally:
+        READ_WATCH.reset(token)
+
+
+async def _read_batches(attempt: AttemptState, request: Request, clock: Callable[[], float]) -> None:
     attempt.batches = batches = stream_batches(attempt.provider, request)
     last_yield = attempt.started
     while True:

@@ -6,11 +6,14 @@ The race runs inside the first `next_batch()` (see `_race.py`). After it, the
 winner's iterator belongs to the consumer: each `next_batch()` awaits the
 provider's next batch (the chunks of one network read) under one deadline, the
 nearest of the idle watchdog (`stream_idle_timeout` from now), the call's
-deadline and the winner's per-attempt timeout. No task, no buffer and no cancel
-scope lives between two `next_batch()` calls, so the call may be read, broken
-out of and closed from any task. A close from another task cancels the scope
-the reader is in, if any, and waits for it; otherwise it closes the provider's
-iterator itself.
+deadline and the winner's per-attempt timeout. On llmcomm's own HTTP client
+that deadline is kept by the network read, which enters a cancel scope only when
+it waits (`providers._watch`: most events come from a buffer); elsewhere a
+cancel scope surrounds the batch. No task, no buffer and no cancel scope lives
+between two `next_batch()` calls, so the call may be read, broken out of and
+closed from any task. A close from another task cancels the scope (or read
+watch) the reader is in, if any, and waits for it; otherwise it closes the
+provider's iterator itself.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .._observability._context import _request_id
 from .._secrets import detach_foreign_causes
 from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
 from ..providers._base import BaseProvider
+from ..providers._watch import ReadStopped, ReadWatch
 from ._attempt import CHECKPOINT_INTERVAL, AttemptState
 from ._budget import settle
 from ._continue import continue_call
@@ -98,7 +102,8 @@ class Call:
         #: the race's one clock: `anyio.current_time`, resolved when the call starts
         self.clock: Callable[[], float] = anyio.current_time
         self.started = self.deadline = self.hard_deadline = self.last_yield = 0.0
-        self.scope: anyio.CancelScope | None = None
+        #: what a close from another task cancels: the reader's scope, or its winner's read watch
+        self.scope: anyio.CancelScope | ReadWatch | None = None
         self.cancel_requested = False
         self.done: anyio.Event | None = None
         self.attempts: list[AttemptState] = []
@@ -226,14 +231,21 @@ class Call:
             deadline = self.hard_deadline
         batch: ChunkBatch | None = None
         error: LLMException | None = None
+        watch = winner.watch
+        scope: anyio.CancelScope | ReadWatch
+        if watch is not None and watch.attached and now < deadline:
+            scope = watch.arm(deadline)  # the deadline moves to the network read (`providers._watch`)
+        else:
+            scope = anyio.CancelScope(deadline=deadline)
         token = _request_id.set(self.request.request_id)
         try:
-            with anyio.CancelScope(deadline=deadline) as scope:
+            with scope:
                 self.scope = scope
-                if now - self.last_yield >= CHECKPOINT_INTERVAL:
-                    self.last_yield = now
-                    await anyio.lowlevel.checkpoint()  # a provider that never awaits must not freeze the loop
                 try:
+                    # Past the deadline (every read came from a buffer) the checkpoint stops the call.
+                    if now >= deadline or now - self.last_yield >= CHECKPOINT_INTERVAL:
+                        self.last_yield = now
+                        await anyio.lowlevel.checkpoint()  # a provider that never awaits must not freeze the loop
                     batch = await winner.batches.__anext__()  # type: ignore[union-attr]
                     if batch and batch[-1].finish_reason is not None:
                         # The closing chunk: the provider's end is due now; read it under the same
@@ -241,6 +253,8 @@ class Call:
                         self.pending_first = await winner.batches.__anext__()  # type: ignore[union-attr]
                 except StopAsyncIteration:
                     winner.exhausted = True
+                except ReadStopped:
+                    pass  # `scope.cancelled_caught` says so
                 except LLMException as exc:
                     error = exc
                     detach_foreign_causes(exc, (getattr(getattr(winner.provider, "config", None), "api_key", None),))

@@ -13,6 +13,7 @@ import httpx2
 from .._config import ProviderConfig
 from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
 from .._secrets import mask_url
+from ._watch import watch_connections
 
 # Enough for a thousand concurrent streams on one client; a request that cannot get
 # a connection within POOL_TIMEOUT fails with a typed error instead of hanging.
@@ -74,13 +75,15 @@ def new_http_client(
                 verify = ssl.create_default_context(capath=verify)
             else:
                 verify = ssl.create_default_context(cafile=verify)
-        return httpx2.AsyncClient(
+        client = httpx2.AsyncClient(
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=MAX_KEEPALIVE),
             timeout=httpx2.Timeout(60.0, connect=CONNECT_TIMEOUT, pool=pool_timeout),
             follow_redirects=False,
             proxy=proxy,
             verify=verify,
         )
+        watch_connections(client)
+        return client
     except (ImportError, ValueError, httpx2.InvalidURL) as exc:  # a proxy setting this check does not know
         failure = type(exc).__name__
     except (OSError, ssl.SSLError) as exc:  # a CA bundle that cannot be read

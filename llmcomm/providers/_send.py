@@ -26,6 +26,7 @@ from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
 from .._wire._requests import Endpoint, endpoint
 from .._wire._status import error_for_response
 from ._http import map_transport_error, new_http_client, request_timeout
+from ._watch import attach
 
 #: the most of an error body read to describe the error (the rest is not read)
 MAX_ERROR_BODY = 64 * 1024
@@ -78,6 +79,7 @@ async def send(
         response = await client.send(request, stream=True)
     except httpx2.HTTPError as exc:
         raise map_transport_error(exc, config.name, config) from exc
+    watched = attach(response)
     try:
         if (sink := REPLY_HEADERS.get()) is not None:
             sink(response.headers)
@@ -104,6 +106,8 @@ async def send(
             retryable=False,
         ) from exc
     finally:
+        if watched is not None:
+            watched.watch = None
         # Shielded: a cancelled caller must still give the connection back (or close it).
         with anyio.CancelScope(shield=True):
             await response.aclose()

@@ -1,0 +1,170 @@
+"""A served stream's deadlines, kept at the network read (`llmcomm.providers._watch`).
+
+On llmcomm's own HTTP client the idle watchdog, the call's deadline and a close
+from another task act on the read that waits; on a caller's own `httpx2` client
+the call scopes each batch instead. Both must look the same to a caller: the
+error type, the partial text, the time it took, the upstream connection closed.
+Over real HTTP to the fake server, both wires, asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import anyio
+import httpx2
+import pytest
+
+from llmcomm import (
+    AnthropicProvider,
+    Configuration,
+    LLMCommunication,
+    LLMException,
+    LLMTimeoutError,
+    OpenAIProvider,
+    StreamInterruptedError,
+)
+from llmcomm.providers._http import new_http_client
+from llmcomm.providers._watch import WatchedBackend, watch_connections
+from llmcomm.testing import FakeServer, Script
+
+from .helpers import config, provider
+
+pytestmark = pytest.mark.anyio
+
+Kind = Literal["anthropic", "openai"]
+Client = Literal["llmcomm", "own"]
+
+
+@pytest.fixture(params=["anthropic", "openai"])
+def kind(request: pytest.FixtureRequest) -> Kind:
+    value: Kind = request.param
+    return value
+
+
+@pytest.fixture(params=["llmcomm", "own"])
+def client(request: pytest.FixtureRequest) -> Client:
+    value: Client = request.param
+    return value
+
+
+@asynccontextmanager
+async def opened(server: FakeServer, kind: Kind, client: Client, **settings: Any) -> AsyncIterator[LLMCommunication]:
+    """A client on `server`: llmcomm's own HTTP client, or a provider built on the caller's own `httpx2` client."""
+    entry = provider(server, kind)
+    if client == "llmcomm":
+        async with LLMCommunication(config(entry, **settings)) as llm:
+            yield llm
+        return
+    async with httpx2.AsyncClient() as http:
+        built = AnthropicProvider(entry, http) if kind == "anthropic" else OpenAIProvider(entry, http)
+        async with LLMCommunication(Configuration(providers=[built], max_retries=0, **settings)) as llm:
+            yield llm
+
+
+def test_every_pool_of_llmcomms_client_is_watched() -> None:
+    # httpx2 takes no network backend: llmcomm sets the attribute its pools read. An httpx2
+    # release that moves it must fail here, not quietly put a cancel scope back on every event.
+    for proxy in (None, "http://127.0.0.1:9"):
+        http = new_http_client(proxy=proxy, environ={})
+        transports: list[Any] = [http._transport, *http._mounts.values()]
+        backends = [type(t._pool._network_backend) for t in transports if t is not None]
+        assert backends and backends == [WatchedBackend] * len(backends)
+        assert watch_connections(http) == 0  # already watched: not wrapped twice
+
+
+async def test_a_served_stream_is_watched_only_on_llmcomms_client(
+    server: FakeServer, kind: Kind, client: Client
+) -> None:
+    server.default = Script(tokens=50)
+    async with opened(server, kind, client) as llm, llm.generate_stream("hi") as stream:
+        await stream.__anext__()
+        call = stream._call
+        assert call is not None and call.winner is not None and call.winner.watch is not None
+        assert call.winner.watch.attached is (client == "llmcomm")
+        assert len(await stream.text()) > 0
+    assert stream.response is not None and stream.response.usage.completion_tokens == 50
+
+
+async def test_a_stall_mid_stream_is_idleness(server: FakeServer, kind: Kind, client: Client) -> None:
+    server.default = Script(chunks=("one ", "two ", "three"), stall_after=2)
+    async with opened(server, kind, client, stream_idle_timeout=0.4) as llm:
+        started = time.monotonic()
+        with pytest.raises(StreamInterruptedError) as info:
+            await llm.generate_text("hi")
+        elapsed = time.monotonic() - started
+        await server.wait_closed(server.requests[-1], timeout=0.5)
+    assert info.value.partial_text == "one two "
+    assert "0.4 s" in str(info.value)
+    assert 0.35 <= elapsed < 1.5
+
+
+async def test_pings_do_not_keep_a_stalled_stream_alive(server: FakeServer, client: Client) -> None:
+    # Bytes arrive every 0.05 s, so no network read waits long: the deadline is the batch's, not the read's.
+    server.default = Script(chunks=("one ", "two ", "three"), stall_after=2, keepalive_interval=0.05)
+    async with opened(server, "anthropic", client, stream_idle_timeout=0.4) as llm:
+        started = time.monotonic()
+        with pytest.raises(StreamInterruptedError):
+            await llm.generate_text("hi")
+        assert 0.35 <= time.monotonic() - started < 1.5
+        await server.wait_closed(server.requests[-1], timeout=0.5)
+
+
+async def test_the_calls_deadline_ends_a_stream_that_keeps_flowing(
+    server: FakeServer, kind: Kind, client: Client
+) -> None:
+    server.default = Script(tokens=2000, token_delay=0.005)  # 10 s of tokens, never idle
+    async with opened(server, kind, client) as llm:
+        started = time.monotonic()
+        parts: list[str] = []
+        with pytest.raises(LLMTimeoutError) as info:
+            async with llm.generate_stream("hi", timeout=0.6) as stream:
+                async for chunk in stream:
+                    parts.append(chunk.text)
+        elapsed = time.monotonic() - started
+        await server.wait_closed(server.requests[-1], timeout=0.5)
+    assert parts, "tokens flowed before the deadline"
+    assert "0.6 s" in str(info.value)
+    assert 0.55 <= elapsed < 1.6
+
+
+async def test_a_close_from_another_task_stops_a_waiting_read(server: FakeServer, kind: Kind, client: Client) -> None:
+    server.default = Script(chunks=("one ", "two ", "three"), stall_after=2)
+    async with opened(server, kind, client) as llm:
+        stream = llm.generate_stream("hi")
+        assert (await stream.__anext__()).text == "one "
+        outcome: list[BaseException] = []
+
+        async def reader() -> None:
+            try:
+                async for _ in stream:
+                    pass
+            except LLMException as exc:
+                outcome.append(exc)
+
+        started = time.monotonic()
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(reader)
+                await anyio.sleep(0.2)  # the reader now waits on the network
+                await stream.aclose()
+        assert time.monotonic() - started < 1.2
+        await server.wait_closed(server.requests[-1], timeout=0.5)
+    assert len(outcome) == 1 and "closed" in str(outcome[0])
+
+
+async def test_a_pooled_connection_carries_no_watch_into_its_next_reply(server: FakeServer, kind: Kind) -> None:
+    # Three replies on one kept-alive connection; the last stalls and must still meet its own idle deadline.
+    async with LLMCommunication(config(provider(server, kind), stream_idle_timeout=0.4)) as llm:
+        server.default = Script(text="first")
+        assert await llm.generate_text("hi") == "first"
+        assert await llm.generate_text("hi") == "first"
+        server.default = Script(chunks=("one ", "two"), stall_after=1)
+        started = time.monotonic()
+        with pytest.raises(StreamInterruptedError):
+            await llm.generate_text("hi")
+        assert 0.35 <= time.monotonic() - started < 1.5
+    assert [r.connection_id for r in server.requests] == [1, 1, 1]
