@@ -7,7 +7,9 @@ the usage, the error class and message, and how long it took.
 
 from __future__ import annotations
 
+import gzip
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -283,3 +285,17 @@ async def test_pings_outside_a_thinking_block_are_still_idleness(server: FakeSer
         with pytest.raises(StreamInterruptedError, match="no content"):
             await llm.generate_text("hi")
     assert 0.9 < time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "identity"])
+async def test_a_content_coded_stream_is_decoded(server: FakeServer, kind: Kind, coding: str) -> None:
+    # An uncoded body is read from httpx2's stream directly; a coded one through its decoders.
+    wire = WIRE[kind]
+    body = wire.start + wire.text("Hi") + wire.text(" there") + wire.finish + wire.marker
+    coded = {"gzip": gzip.compress, "deflate": zlib.compress, "identity": bytes}[coding](body)
+    server.default = Script(
+        body_override=coded, content_type="text/event-stream", headers=(("content-encoding", coding),)
+    )
+    response, chunks = await call(server, kind)
+    assert response.content == "Hi there"
+    assert [c.text for c in chunks if c.text] == ["Hi", " there"]

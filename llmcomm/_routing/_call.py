@@ -69,7 +69,6 @@ class Call:
         "hard_deadline",
         "last_yield",
         "manager",
-        "parts",
         "pending_first",
         "probes",
         "providers",
@@ -114,8 +113,8 @@ class Call:
         self.budget_waits = 0
         self.winner: AttemptState | None = None
         self.pending_first: ChunkBatch | None = None
-        self.parts: list[str] = []
-        self.chunks: list[StreamChunk] = []  # for what a reply holds besides text (`assemble`)
+        #: every chunk served so far: the text, and what a reply holds besides text (`assemble`)
+        self.chunks: list[StreamChunk] = []
         self.closing: StreamChunk | None = None
         self.error: LLMException | None = None
         self.response: LLMResponse | None = None
@@ -123,6 +122,10 @@ class Call:
         self.tail_error: LLMException | None = None
         #: whether another provider went on with the reply after the winner broke
         self.continued = False
+
+    def text(self) -> str:
+        """The reply's text so far."""
+        return "".join([chunk.text for chunk in self.chunks])
 
     @property
     def running(self) -> bool:
@@ -210,7 +213,6 @@ class Call:
 
     def _remember(self, batch: ChunkBatch) -> None:
         if batch:
-            self.parts += [chunk.text for chunk in batch]
             self.chunks += batch
             last = batch[-1]
             if last.finish_reason is not None or last.usage is not None:
@@ -265,16 +267,17 @@ class Call:
                         self._end_cancelled()
                         raise
                     error = contract_error(winner.provider.name, exc)
-        except BaseException:
-            self.scope = None
-            raise
         finally:
+            self.scope = None
             _request_id.reset(token)
-        self.scope = None
         if self.cancel_requested and self.state != _DONE:  # closed from another task just as a batch came
             await self._close_now()
         if batch is not None:
-            self._remember(batch)
+            if batch:
+                self.chunks += batch
+                last = batch[-1]
+                if last.finish_reason is not None or last.usage is not None:
+                    self.closing = last
             self.tail_error = error
             return batch
         if scope.cancelled_caught:
@@ -316,7 +319,7 @@ class Call:
             winner.fail(stall, self.clock())
             if await continue_call(self, stall):
                 return
-            self._fail(idle_timeout(idle, name, "".join(self.parts), request_id))
+            self._fail(idle_timeout(idle, name, self.text(), request_id))
         await aclose_quietly(winner.batches)
 
     async def _interrupted(self, event: LLMException, *, may_continue: bool = True) -> None:
@@ -325,7 +328,7 @@ class Call:
         winner.fail(event, self.clock())
         if may_continue and await continue_call(self, event):
             return
-        self._fail(interrupted(event, winner.provider.name, "".join(self.parts), self.request.request_id))
+        self._fail(interrupted(event, winner.provider.name, self.text(), self.request.request_id))
         await aclose_quietly(winner.batches)
 
     # -- ending ----------------------------------------------------------------------------
@@ -339,7 +342,7 @@ class Call:
         first_at = min((a.first_at for a in self.attempts if a.first_at is not None), default=now)  # continued too
         usage = closing.usage if closing and closing.usage else UsageInfo()
         self.response = response = LLMResponse(
-            content="".join(self.parts),
+            content=self.text(),
             model=closing.model if closing else winner.provider.model,
             usage=usage,
             response_time=now - self.started,

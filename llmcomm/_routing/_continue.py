@@ -80,7 +80,7 @@ async def continue_call(call: Call, event: LLMException) -> bool:
     broken = call.winner
     if not manager.continue_on_interrupt or broken is None or call.cancel_requested:
         return False
-    text = "".join(call.parts)
+    text = call.text()
     tried = {a.provider.name for a in call.attempts if a.reason == "continue"} | {broken.provider.name}
     candidates = [p for p in call.providers if p.name not in tried and has_prefill(p)]
     if not text or not candidates or not _text_only(call, broken):

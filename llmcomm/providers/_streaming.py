@@ -8,8 +8,9 @@ wire's own failures to llmcomm errors.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
+from typing import cast
 
 import httpx2
 
@@ -40,7 +41,7 @@ async def read_reply(
     decoder.provider_request_id = response.headers.get("request-id") or response.headers.get("x-request-id")
     try:
         # aclosing: an abandoned body iterator is a ResourceWarning on trio.
-        async with aclosing(response.aiter_bytes()) as body:
+        async with aclosing(body_bytes(response)) as body:
             head = b""
             if _is_json(response.headers.get("content-type", "")):
                 async for head in body:
@@ -78,6 +79,22 @@ async def read_reply(
         raise ProviderUnavailableError(
             f"malformed event stream ({exc}); the server did not speak {wire}", provider=config.name, retryable=False
         ) from exc
+
+
+def body_bytes(response: httpx2.Response) -> AsyncGenerator[bytes]:
+    """The body of `response`, each piece as the transport hands it on.
+
+    A body with no content coding is read from httpx2's own stream, one generator
+    layer under `aiter_bytes` (which only counts, decodes and re-chunks): about
+    0.8 us less per event at one event per HTTP chunk (benchmarks/README.md). A
+    coded body (gzip, deflate, br, zstd) is decoded by `aiter_bytes`. Transport
+    errors are httpx2's either way.
+    """
+    stream = response.stream
+    coding = response.headers.get("content-encoding", "").strip().lower()
+    if isinstance(stream, httpx2.AsyncByteStream) and coding in ("", "identity"):
+        return cast("AsyncGenerator[bytes]", stream.__aiter__())  # both are async generators
+    return response.aiter_bytes()
 
 
 def _is_json(content_type: str) -> bool:
