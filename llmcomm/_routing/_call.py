@@ -18,6 +18,7 @@ provider's iterator itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, final
 
@@ -221,9 +222,6 @@ class Call:
     async def _pull(self) -> ChunkBatch | None:
         winner = self.winner
         assert winner is not None
-        if winner.exhausted:  # its end was read with its closing chunk
-            self._finish()
-            return None
         if self.tail_error is not None:  # raised just after the closing chunk
             await self._interrupted(self.tail_error, may_continue=False)  # the reply was whole
             raise self.error or self.tail_error
@@ -231,42 +229,27 @@ class Call:
         deadline = now + self.manager.stream_idle_timeout
         if self.hard_deadline < deadline:
             deadline = self.hard_deadline
-        batch: ChunkBatch | None = None
+        batch: ChunkBatch | None = None  # stays None when the scope catches its deadline
         error: LLMException | None = None
         watch = winner.watch
-        scope: anyio.CancelScope | ReadWatch
-        if watch is not None and watch.attached and now < deadline:
-            scope = watch.arm(deadline)  # the deadline moves to the network read (`providers._watch`)
-        else:
-            scope = anyio.CancelScope(deadline=deadline)
         token = _request_id.set(self.request.request_id)
         try:
-            with scope:
-                self.scope = scope
+            if watch is not None and watch.attached and now < deadline:
+                # The deadline moves to the network read, which scopes itself when it waits
+                # (`providers._watch`): most events come from a buffer, and cost no scope here.
+                self.scope = watch
+                watch.deadline = deadline
+                watch.expired = False
                 try:
-                    # Past the deadline (every read came from a buffer) the checkpoint stops the call.
-                    if now >= deadline or now - self.last_yield >= CHECKPOINT_INTERVAL:
-                        self.last_yield = now
-                        await anyio.lowlevel.checkpoint()  # a provider that never awaits must not freeze the loop
-                    batch = await winner.batches.__anext__()  # type: ignore[union-attr]
-                    if batch and batch[-1].finish_reason is not None:
-                        # The closing chunk: the provider's end is due now; read it under the same
-                        # deadline (one cancel scope less per call).
-                        self.pending_first = await winner.batches.__anext__()  # type: ignore[union-attr]
-                except StopAsyncIteration:
-                    winner.exhausted = True
-                except ReadStopped:
-                    pass  # `scope.cancelled_caught` says so
-                except LLMException as exc:
-                    error = exc
-                    detach_foreign_causes(exc, (getattr(getattr(winner.provider, "config", None), "api_key", None),))
-                except BaseException as exc:
-                    if is_cancellation(exc):
-                        raise
-                    if isinstance(exc, KeyboardInterrupt | SystemExit):
-                        self._end_cancelled()
-                        raise
-                    error = contract_error(winner.provider.name, exc)
+                    batch, error = await self._read(winner, now, deadline)
+                finally:
+                    watch.deadline = math.inf  # the closing drain keeps the transport's own timeout
+                stopped = watch.expired
+            else:
+                with anyio.CancelScope(deadline=deadline) as scope:
+                    self.scope = scope
+                    batch, error = await self._read(winner, now, deadline)
+                stopped = scope.cancelled_caught
         finally:
             self.scope = None
             _request_id.reset(token)
@@ -280,7 +263,7 @@ class Call:
                     self.closing = last
             self.tail_error = error
             return batch
-        if scope.cancelled_caught:
+        if stopped:
             await self._stopped(deadline)
         elif error is not None:
             await self._interrupted(error)
@@ -295,6 +278,42 @@ class Call:
         if self.state == _SERVING:  # continued on another provider
             return await self.next_batch()
         return None
+
+    async def _read(
+        self, winner: AttemptState, now: float, deadline: float
+    ) -> tuple[ChunkBatch | None, LLMException | None]:
+        """The winner's next batch (None at its end or when stopped), and the error it raised, if any.
+
+        Both may come: an error raised just after the closing chunk is the reply's tail.
+        """
+        if winner.exhausted:  # its end was read with its closing chunk
+            return None, None
+        batch: ChunkBatch | None = None
+        try:
+            # Past the deadline (every read came from a buffer) the checkpoint stops the call.
+            if now >= deadline or now - self.last_yield >= CHECKPOINT_INTERVAL:
+                self.last_yield = now
+                await anyio.lowlevel.checkpoint()  # a provider that never awaits must not freeze the loop
+            batch = await winner.batches.__anext__()  # type: ignore[union-attr]
+            if batch and batch[-1].finish_reason is not None:
+                # The closing chunk: the provider's end is due now; read it under the same
+                # deadline (one cancel scope less per call).
+                self.pending_first = await winner.batches.__anext__()  # type: ignore[union-attr]
+        except StopAsyncIteration:
+            winner.exhausted = True
+        except ReadStopped:
+            pass  # the watch says so
+        except LLMException as exc:
+            detach_foreign_causes(exc, (getattr(getattr(winner.provider, "config", None), "api_key", None),))
+            return batch, exc
+        except BaseException as exc:
+            if is_cancellation(exc):
+                raise
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                self._end_cancelled()
+                raise
+            return batch, contract_error(winner.provider.name, exc)
+        return batch, None
 
     async def _stopped(self, deadline: float) -> None:
         """The pull's scope caught a cancellation: a close, the call's deadline or a timeout."""

@@ -25,7 +25,6 @@ import math
 import ssl
 from collections.abc import Iterable
 from contextvars import ContextVar
-from types import TracebackType
 from typing import Any, final
 
 import anyio
@@ -44,9 +43,9 @@ class ReadStopped(Exception):
 class ReadWatch:
     """One response's read deadline, and the way to stop its reads from another task.
 
-    Used by the reader like a cancel scope around one batch (`with watch.arm(t):`),
-    it costs no scope of its own: only a read that waits on the network enters one.
-    `cancelled_caught` says whether a read stopped at the deadline or by `cancel()`.
+    The reader sets `deadline` for one batch and puts it back to inf after; only a
+    read that waits on the network enters a cancel scope. `expired` says whether a
+    read stopped, at the deadline or by `cancel()`.
     """
 
     __slots__ = ("attached", "deadline", "expired", "scope", "stopped")
@@ -61,28 +60,11 @@ class ReadWatch:
         #: the scope of the read waiting right now, if any
         self.scope: anyio.CancelScope | None = None
 
-    def arm(self, deadline: float) -> ReadWatch:
-        """Set the deadline of the reads to come (seconds on the race's clock)."""
-        self.deadline = deadline
-        return self
-
     def cancel(self) -> None:
         """Stop the waiting read, or the next one; safe from any task of the event loop."""
         self.stopped = True
         if self.scope is not None:
             self.scope.cancel()
-
-    @property
-    def cancelled_caught(self) -> bool:
-        return self.expired
-
-    def __enter__(self) -> ReadWatch:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.deadline = math.inf  # reads outside a batch (the closing drain) keep the transport's timeout
 
 
 @final
