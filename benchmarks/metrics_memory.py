@@ -21,6 +21,7 @@ import tracemalloc
 
 from llmcomm._errors import AuthenticationError
 from llmcomm._observability import Hooks, Metrics, Observability
+from llmcomm._observability._event import CallState
 from llmcomm._types import Attempt, LLMResponse, Message, Request, UsageInfo
 
 PROVIDERS = ("anthropic", "openai", "azure", "local", "claude_cli")
@@ -38,12 +39,13 @@ def rss_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def one_call(observer: Observability, i: int) -> None:
+def one_call(observability: Observability, i: int) -> None:
     provider = PROVIDERS[i % len(PROVIDERS)]
     # Every 11th call asks for a model never seen before: the label-set cap (1000) is
     # reached within the warm-up, and every later new name is counted as "other".
     model = f"model-{i}" if i % 11 == 0 else MODELS[(i // 5) % len(MODELS)]
     request = Request(messages=MESSAGES, model=model, request_id=f"LLM-{i}")
+    observer = observability.for_call(request)  # what is kept about the call lives in it
     observer.request_start(request, (provider, "fallback"))
     observer.attempt_start(request, provider, model, "first")
     if i % 50 == 0:
@@ -104,9 +106,9 @@ def main() -> None:
     assert baseline is not None
     traced_growth = tracemalloc.get_traced_memory()[0] / 2**20 - baseline[0] if tracemalloc.is_tracing() else 0.0
     rss_growth = rss_mib() - baseline[1]
-    in_flight = len(observer._calls)
+    live = sum(isinstance(o, CallState) for o in gc.get_objects())
     print(f"growth after {warmup:,} warm-up requests: traced {traced_growth:+.3f} MiB, RSS {rss_growth:+.1f} MiB")
-    print(f"calls still tracked: {in_flight}; requests counted: {metrics.snapshot()['total']['requests']:,}")
+    print(f"call states still alive: {live}; requests counted: {metrics.snapshot()['total']['requests']:,}")
 
 
 if __name__ == "__main__":

@@ -3,15 +3,22 @@
 The race (`llmcomm._routing`) tells the `Observer` of its `ProviderManager` about
 every call's start, first token, retries, fallbacks, end, failure and
 cancellation; every call that started (on its first read) ends with exactly one
-of `request_end`, `request_error` and `request_cancelled`. Logging, metrics and
-user hooks are observers; the race knows nothing of them. Callbacks are
+of `request_end`, `request_error` and `request_cancelled`. Logging, metrics,
+hooks and OpenTelemetry hear of them through one observer (`llmcomm._observability`);
+the race knows nothing of them. Callbacks are
 synchronous and must be cheap: they run on the request's path, in the caller's
 task (or an attempt's task during a hedged race). Whatever one raises is logged
 and the call goes on.
+
+Each call tells its own observer, which `call_observer()` picks when the call is
+made: the manager's `Observer` itself, or, when the manager was given a
+`PerCallObserver` (an `LLMCommunication`'s observability is one), the observer it
+makes for that call. What is kept about a call therefore lives with the call.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 from ._errors import LLMException
@@ -81,3 +88,16 @@ class NullObserver:
 
     def request_cancelled(self, request: Request, seconds: float) -> None:
         pass
+
+
+class PerCallObserver(ABC):
+    """Makes an `Observer` for each call, one that keeps what it needs about that call."""
+
+    @abstractmethod
+    def for_call(self, request: Request) -> Observer:
+        """The observer of the call of `request` (asked once, when the call is made)."""
+
+
+def call_observer(observer: Observer | PerCallObserver, request: Request) -> Observer:
+    """The `Observer` the call of `request` tells: `observer`, or the one it makes for the call."""
+    return observer.for_call(request) if isinstance(observer, PerCallObserver) else observer

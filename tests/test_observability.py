@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
@@ -24,12 +25,14 @@ from llmcomm import (
 from llmcomm._observability import (
     HookEvent,
     Hooks,
+    Metrics,
     RedactingFilter,
     RequestIdFilter,
     current_request_id,
     disable_legacy_log_file,
     enable_legacy_log_file,
 )
+from llmcomm._observability._event import CallState
 from llmcomm.testing import FakeServer, Script
 
 pytestmark = pytest.mark.anyio
@@ -299,13 +302,20 @@ async def test_error_reaches_the_caller_within_a_second_and_is_logged_at_once(ca
     assert error_line.error_type == "AllProvidersFailedError"  # type: ignore[attr-defined]
 
 
+def live_call_states() -> int:
+    gc.collect()
+    return sum(isinstance(o, CallState) for o in gc.get_objects())
+
+
 async def test_cancelled_stream_is_logged_and_forgotten(capture: Capture) -> None:
+    before = live_call_states()
     async with FakeServer() as server, LLMCommunication(config(provider(server))) as llm:
         server.default = Script(tokens=100, token_delay=0.01)
         async with llm.generate_stream("hi") as stream:
             async for _ in stream:
                 break
-        assert not llm._observability._calls
+        del stream
+        assert live_call_states() == before  # what was kept about the call went with it
         snapshot = llm.metrics.snapshot()
     (line,) = capture.events("request_cancelled")
     assert line.outcome == "cancelled"  # type: ignore[attr-defined]
@@ -497,6 +507,23 @@ async def test_removed_hooks_are_not_called() -> None:
         llm.hooks.remove(hook)
         await llm.generate_text("hi")
     assert calls == ["request_end"]
+
+
+async def test_a_failing_sink_stops_neither_the_others_nor_the_call(
+    capture: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("metrics bug")
+
+    monkeypatch.setattr(Metrics, "record_attempt", broken)
+    ends: list[HookEvent] = []
+    async with LLMCommunication(config(Probe())) as llm:  # type: ignore[arg-type]
+        llm.hooks.on_request_end(ends.append)
+        assert await llm.generate_text("hi") == "hello"
+    (failure,) = [r for r in capture.records if r.levelno == logging.ERROR]
+    assert failure.getMessage() == "llmcomm metrics failed in attempt_start; the call goes on"
+    assert len(capture.events("attempt_start")) == 1  # the log line of the same event
+    assert [e.kind for e in ends] == ["request_end"]
 
 
 async def test_a_failing_or_older_observer_never_breaks_a_call(capture: Capture) -> None:

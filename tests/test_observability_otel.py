@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 
 pytest.importorskip("opentelemetry.sdk")
@@ -25,7 +26,9 @@ from llmcomm import (
     Configuration,
     ConfigurationError,
     LLMCommunication,
+    Message,
     ProviderConfig,
+    Request,
 )
 from llmcomm._observability import OpenTelemetry
 from llmcomm._observability._otel import OTelRecorder
@@ -119,6 +122,27 @@ async def test_one_span_per_call_with_genai_attributes(telemetry: Telemetry) -> 
     # No content unless asked for.
     assert not any(k.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.system_instructions")) for k in attrs)
     assert "What is up?" not in repr(attrs)
+
+
+async def test_two_calls_of_one_request_object_keep_their_own_spans(telemetry: Telemetry) -> None:
+    # What is kept about a call lives with the call, not under the request's id.
+    async with FakeServer() as server:
+        server.default = Script(text="a b", delay_before_first_token=0.05)
+        async with LLMCommunication(anthropic_config(server), otel=telemetry.settings()) as llm:
+            request = Request(messages=(Message("user", "hi"),), request_id="LLM-shared")
+            calls = [llm.manager.call(request, None, 30.0), llm.manager.call(request, None, 30.0)]
+
+            async def read(call: Any) -> None:
+                while await call.next_batch() is not None:
+                    pass
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    for call in calls:
+                        tg.start_soon(read, call)
+    spans = telemetry.finished()
+    assert len(spans) == 2
+    assert all(dict(s.attributes or {})["llmcomm.attempts"] == 1 for s in spans)
 
 
 async def test_genai_metrics(telemetry: Telemetry) -> None:

@@ -1,8 +1,11 @@
 """Observability of llmcomm calls: request ids, logging, metrics, hooks and OpenTelemetry.
 
-`Observability` (in `_observer`) is the `Observer` an `LLMCommunication` gives its
-`ProviderManager`; the rest are the parts it drives and the names llmcomm exports.
-OpenTelemetry itself is imported only when `otel=` is given.
+`Observability` (in `_observer`) is what an `LLMCommunication` gives its
+`ProviderManager` as observer: it makes one observer per call, which turns each of
+the call's reports into an `Event` (`_event`) and hands it to every sink: metrics
+(`_metrics_sink`), OpenTelemetry (`_otel`), logging (`_log_sink`), hooks (`_hooks`)
+and the user's own `Observer`. The rest are the parts the sinks drive and the names
+llmcomm exports. OpenTelemetry itself is imported only when `otel=` is given.
 """
 
 from ._context import current_request_id, request_id_scope, run_with_request_id

@@ -27,6 +27,18 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .._errors import LLMException
 from .._types import LLMResponse, Request
 from ._context import request_id_scope
+from ._event import (
+    AttemptStart,
+    CallState,
+    Event,
+    Fallback,
+    FirstToken,
+    RequestCancelled,
+    RequestEnd,
+    RequestError,
+    RequestStart,
+    Retry,
+)
 from ._logging import get_logger
 
 HookKind = Literal["request_start", "first_token", "retry", "fallback", "request_end", "error"]
@@ -73,6 +85,15 @@ class HookEvent:
 
 
 HookFunction = Callable[[HookEvent], Awaitable[object] | object]
+#: the hook kind of each event hooks are told of
+_HOOKED: Final[dict[type[Any], HookKind]] = {
+    RequestStart: "request_start",
+    FirstToken: "first_token",
+    Retry: "retry",
+    Fallback: "fallback",
+    RequestEnd: "request_end",
+    RequestError: "error",
+}
 _F = TypeVar("_F", bound=Callable[[HookEvent], Any])
 
 
@@ -139,6 +160,29 @@ class Hooks:
 _Job = tuple[HookFunction, Awaitable[object], HookEvent]
 
 
+def _hook_event(kind: HookKind, request: Request, event: Event) -> HookEvent:
+    """The `HookEvent` of `event`: the fields that apply to it, the others None."""
+    rid = request.request_id
+    match event:
+        case RequestStart():
+            return HookEvent(kind, rid, request, providers=event.providers)
+        case FirstToken():
+            return HookEvent(kind, rid, request, event.provider, event.model, event.seconds)
+        case Retry():
+            return HookEvent(kind, rid, request, event.provider, event.model, delay=event.delay, error=event.error)
+        case Fallback():
+            return HookEvent(
+                kind, rid, request, event.provider, event.model, to_provider=event.to_provider, reason=event.reason
+            )
+        case RequestEnd():
+            seconds = event.response.response_time
+            return HookEvent(kind, rid, request, event.provider, event.model, seconds, response=event.response)
+        case RequestError():
+            return HookEvent(kind, rid, request, event.provider, event.model, event.seconds, error=event.error)
+        case AttemptStart() | RequestCancelled():  # hooks are not told of these (`_HOOKED`)
+            return HookEvent(kind, rid, request, event.provider, event.model)
+
+
 def _discard(awaitable: Awaitable[object]) -> None:
     if isinstance(awaitable, Coroutine):
         awaitable.close()  # never run: close it so no "never awaited" warning fires
@@ -173,6 +217,15 @@ class HookRunner:
         send.close()
         with anyio.CancelScope(shield=True), anyio.move_on_after(grace):
             await done.wait()
+
+    def __repr__(self) -> str:
+        return "llmcomm hooks"
+
+    def handle(self, call: CallState, event: Event) -> None:
+        """The sink: tell the hooks registered for `event`'s kind, if any (the `HookEvent` is built only then)."""
+        kind = _HOOKED.get(type(event))
+        if kind is not None and (fns := self.hooks.functions(kind)):
+            self.dispatch(fns, _hook_event(kind, call.request, event))
 
     def dispatch(self, fns: tuple[HookFunction, ...], event: HookEvent) -> None:
         """Call each of `fns` with `event`; queue what async ones return. Never raises."""

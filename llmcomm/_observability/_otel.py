@@ -29,6 +29,17 @@ import orjson
 
 from .._errors import ConfigurationError, LLMException
 from .._types import LLMResponse, Request
+from ._event import (
+    CallState,
+    Event,
+    Fallback,
+    FirstToken,
+    RequestCancelled,
+    RequestEnd,
+    RequestError,
+    RequestStart,
+    Retry,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -122,6 +133,52 @@ class OTelRecorder:
             description="Time to receive the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=_TTFC_BUCKETS,
         )
+
+    def __repr__(self) -> str:
+        return "llmcomm OpenTelemetry"
+
+    def handle(self, call: CallState, event: Event) -> None:
+        """The sink: a call's span starts with it and ends with it; retries and fallbacks are its events."""
+        if isinstance(event, RequestStart):
+            first = call.provider
+            call.span = self.start(call.request, call.model_of(first), call.kind_of(first), event.providers)
+            return
+        span = call.span
+        if span is None:
+            return
+        match event:
+            case FirstToken():
+                self.first_token(span, event.seconds)
+            case Retry():
+                error_type = type(event.error).__name__
+                self.event(
+                    span,
+                    "llmcomm.retry",
+                    {"llmcomm.provider": event.provider, "error.type": error_type, "llmcomm.delay": event.delay},
+                )
+            case Fallback():
+                self.event(
+                    span,
+                    "llmcomm.fallback",
+                    {
+                        "llmcomm.provider": event.provider,
+                        "llmcomm.to_provider": event.to_provider,
+                        "llmcomm.reason": event.reason,
+                    },
+                )
+            case RequestEnd():
+                call.span = None
+                self.end(span, event.response, event.model, call.kind_of(event.provider), call.attempts)
+            case RequestError():
+                call.span = None
+                error = event.error
+                kind = call.kind_of(event.provider)
+                self.error(span, error, event.seconds, event.model, kind, error.provider, call.attempts)
+            case RequestCancelled():
+                call.span = None
+                self.cancelled(span, call.attempts)
+            case _:  # an attempt's start is not on the span
+                pass
 
     def start(self, request: Request, model: str, provider_kind: str, providers: Sequence[str]) -> CallSpan:
         """Start the span of a call and make it current in the calling task's context."""

@@ -27,6 +27,7 @@ import anyio.lowlevel
 
 from .._cost import cost_of
 from .._errors import LLMException, ProviderUnavailableError, StreamInterruptedError
+from .._events import call_observer
 from .._messages import assemble
 from .._observability._context import _request_id
 from .._secrets import detach_foreign_causes
@@ -70,6 +71,7 @@ class Call:
         "hard_deadline",
         "last_yield",
         "manager",
+        "observer",
         "pending_first",
         "probes",
         "providers",
@@ -95,6 +97,7 @@ class Call:
     ) -> None:
         self.manager = manager
         self.request = request
+        self.observer = call_observer(manager.observer, request)
         self.providers = tuple(providers)
         self.timeout = timeout
         self.forced = forced
@@ -169,7 +172,7 @@ class Call:
         self.started = self.last_yield = now = clock()
         self.deadline = now + self.timeout
         manager.register(self)
-        notify(manager.observer.request_start, request, tuple(p.name for p in self.providers))
+        notify(self.observer.request_start, request, tuple(p.name for p in self.providers))
         winner: AttemptState | None = None
         token = _request_id.set(request.request_id)
         try:
@@ -205,7 +208,7 @@ class Call:
         manager.cooldown.success(name)
         self.hard_deadline = min(self.deadline, winner.deadline)
         assert winner.first_at is not None
-        notify(manager.observer.first_token, self.request, name, winner.provider.model, winner.first_at - self.started)
+        notify(self.observer.first_token, self.request, name, winner.provider.model, winner.first_at - self.started)
         first = winner.first
         if first is not None:
             self._remember(first)
@@ -376,20 +379,20 @@ class Call:
         )
         settle(winner, usage.total_tokens, now)
         self._settle()
-        notify(self.manager.observer.request_end, self.request, response)
+        notify(self.observer.request_end, self.request, response)
 
     def _fail(self, error: LLMException) -> None:
         error.request_id = error.request_id or self.request.request_id
         self.error = error
         self._settle()
-        notify(self.manager.observer.request_error, self.request, error, self.clock() - self.started)
+        notify(self.observer.request_error, self.request, error, self.clock() - self.started)
 
     def _end_cancelled(self, error: LLMException | None = None) -> None:
         if self.state == _DONE:
             return
         self.error = error
         self._settle()
-        notify(self.manager.observer.request_cancelled, self.request, self.clock() - self.started)
+        notify(self.observer.request_cancelled, self.request, self.clock() - self.started)
 
     def _settle(self) -> None:
         self.state = _DONE

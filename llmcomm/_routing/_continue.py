@@ -90,7 +90,7 @@ async def continue_call(call: Call, event: LLMException) -> bool:
     prefill = text.rstrip() if getattr(provider, "kind", None) == "anthropic" else text
     request = replace(call.request, messages=(*call.request.messages, Message("assistant", prefill)))
     notify(
-        manager.observer.fallback,
+        call.observer.fallback,
         call.request,
         broken.provider.name,
         provider.name,
@@ -98,7 +98,7 @@ async def continue_call(call: Call, event: LLMException) -> bool:
     )
     attempt = AttemptState(provider, "continue", call.clock())
     call.attempts.append(attempt)
-    notify(manager.observer.attempt_start, call.request, provider.name, provider.model, "fallback")
+    notify(call.observer.attempt_start, call.request, provider.name, provider.model, "fallback")
     with anyio.CancelScope(deadline=call.deadline) as scope:
         call.scope = scope
         await run_attempt(attempt, request, call.clock)

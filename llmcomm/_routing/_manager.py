@@ -14,7 +14,7 @@ from typing import final
 import anyio
 
 from .._errors import InvalidRequestError
-from .._events import NullObserver, Observer
+from .._events import NullObserver, Observer, PerCallObserver
 from .._types import Request
 from ..providers._base import BaseProvider
 from ._background import Background
@@ -44,7 +44,7 @@ class ProviderManager:
         stream_idle_timeout: float = 60.0,
         retry: RetryHandler | None = None,
         cooldown: CooldownTracker | None = None,
-        observer: Observer | None = None,
+        observer: Observer | PerCallObserver | None = None,
         hedge: AdaptiveHedge | None = None,
         continue_on_interrupt: bool = False,
         reasoning_fallback_timeout: float = 30.0,
@@ -57,7 +57,7 @@ class ProviderManager:
         self.stream_idle_timeout = stream_idle_timeout
         self.retry = retry or RetryHandler()
         self.cooldown = cooldown or CooldownTracker()
-        self.observer: Observer = observer or NullObserver()
+        self.observer: Observer | PerCallObserver = observer or NullObserver()
         self.hedge = hedge
         self.continue_on_interrupt = continue_on_interrupt
         #: set once the owning client closes: new calls are refused

@@ -133,7 +133,7 @@ def _launch(
     attempt.store, attempt.fleet = manager.cooldown.state, manager.scope(provider)  # its budgets: `_budget`
     call.attempts.append(attempt)
     kind = "hedge" if reason.startswith("hedge") else reason  # the observer's four kinds
-    notify(manager.observer.attempt_start, call.request, provider.name, provider.model, kind)
+    notify(call.observer.attempt_start, call.request, provider.name, provider.model, kind)
     return attempt
 
 
@@ -217,7 +217,7 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
                     nxt = pending.popleft()
                     hedged += [(a, now) for a in running if all(a is not h for h, _ in hedged)]
                     notify(
-                        manager.observer.fallback,
+                        call.observer.fallback,
                         call.request,
                         running[-1].provider.name if running else nxt.name,
                         nxt.name,
@@ -236,7 +236,7 @@ async def _race_in(manager: ProviderManager, call: Call, pending: deque[BaseProv
         round_failures.append(attempt)
         if pending:
             nxt = pending.popleft()
-            notify(manager.observer.fallback, call.request, attempt.provider.name, nxt.name, fallback_reason(error))
+            notify(call.observer.fallback, call.request, attempt.provider.name, nxt.name, fallback_reason(error))
             hedge_at = launch(nxt, "fallback")
             continue
         if running:
@@ -287,7 +287,7 @@ def _next_round(
     delay = manager.retry.delay(retries, first)
     if delay >= call.deadline - call.clock():
         raise final_error(call)
-    notify(manager.observer.retry, call.request, again[0].provider.name, last, delay)
+    notify(call.observer.retry, call.request, again[0].provider.name, last, delay)
     return delay, again
 
 
@@ -306,7 +306,7 @@ def _budget_wait(manager: ProviderManager, call: Call, skipped: list[AttemptStat
             request_id=call.request.request_id,
             retry_after=wait,
         )
-    notify(manager.observer.retry, call.request, skipped[0].provider.name, last, wait)
+    notify(call.observer.retry, call.request, skipped[0].provider.name, last, wait)
     return wait
 
 
