@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +40,16 @@ def _no_leftover_threads_or_children() -> Iterator[None]:
     left = leaks(threads_before, children_before)
     if left:
         pytest.fail(f"the test left behind, {GRACE:g} s after it ended: {'; '.join(left)}", pytrace=False)
+
+
+@pytest.fixture
+def private_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary directory of the test's own, as `TMPDIR` and `tempfile.gettempdir()`.
+
+    Tests that count scratch directories in the temporary directory count only
+    their own: another suite on the same machine makes some of its own meanwhile.
+    """
+    path = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setenv("TMPDIR", str(path))
+    monkeypatch.setattr(tempfile, "tempdir", str(path))
+    return path

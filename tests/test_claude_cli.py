@@ -29,7 +29,7 @@ from llmcomm.errors import (
 from llmcomm.providers._claude_cli import ClaudeCLIProvider
 from llmcomm.providers._claude_cli_prompt import render_prompt
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("private_tmp")]  # scratch dirs are counted
 
 FAKE = Path(__file__).parent / "claude_cli" / "fake_claude.py"
 KEY = "sk-ant-test-0123456789abcdef"

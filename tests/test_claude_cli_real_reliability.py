@@ -33,7 +33,7 @@ from .test_claude_cli_real import BOUND, MODEL, config, real_cli
 
 __all__ = ["real_cli"]  # the fixture, shared with test_claude_cli_real
 
-pytestmark = [pytest.mark.anyio, pytest.mark.real_cli]
+pytestmark = [pytest.mark.anyio, pytest.mark.real_cli, pytest.mark.usefixtures("private_tmp")]
 
 DEFAULT_REPLY = Script().text
 

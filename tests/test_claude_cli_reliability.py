@@ -45,7 +45,7 @@ from .test_claude_cli import (
 
 __all__ = ["fake_cli", "record"]  # fixtures shared with test_claude_cli
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("private_tmp")]  # scratch dirs are counted
 
 #: texts the CLI would run as a slash command if they were the last text block
 SLASH_PROMPTS = [

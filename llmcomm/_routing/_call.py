@@ -25,20 +25,18 @@ from typing import TYPE_CHECKING, Final, final
 import anyio
 import anyio.lowlevel
 
-from .._cost import cost_of
-from .._errors import LLMException, ProviderUnavailableError, StreamInterruptedError
+from .._errors import LLMException, ProviderUnavailableError
 from .._events import call_observer
-from .._messages import assemble
 from .._observability._context import _request_id
 from .._secrets import detach_foreign_causes
-from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk, UsageInfo
+from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk
 from ..providers._base import BaseProvider
 from ..providers._watch import ReadStopped, ReadWatch
 from ._attempt import CHECKPOINT_INTERVAL, AttemptState
 from ._budget import settle
-from ._continue import continue_call
-from ._failures import call_timeout, closed_error, idle_timeout, interrupted
+from ._continue import stream_broke, stream_stopped
 from ._guard import CLOSE_GRACE, aclose_quietly, contract_error, is_cancellation, notify, race_clock
+from ._outcome import call_timeout, closed_error, served_response
 from ._race import race
 
 if TYPE_CHECKING:
@@ -180,10 +178,10 @@ class Call:
                 self.scope = scope
                 winner = await race(manager, self)
         except LLMException as exc:
-            self._fail(exc)
+            self.fail(exc)
             raise
         except BaseException:
-            self._end_cancelled()
+            self.end_cancelled()
             raise
         finally:
             self.scope = None
@@ -191,9 +189,9 @@ class Call:
             self._release_probes()
         if winner is None:  # the call's scope caught a cancellation: its deadline, or a close
             if self.cancel_requested:
-                self._end_cancelled(closed_error(request.request_id))
+                self.end_cancelled(closed_error(request.request_id))
             else:
-                self._fail(call_timeout(self.timeout, request.request_id))
+                self.fail(call_timeout(self.timeout, request.request_id))
             assert self.error is not None
             raise self.error
         self._won(winner)
@@ -226,7 +224,7 @@ class Call:
         winner = self.winner
         assert winner is not None
         if self.tail_error is not None:  # raised just after the closing chunk
-            await self._interrupted(self.tail_error, may_continue=False)  # the reply was whole
+            await stream_broke(self, self.tail_error, may_continue=False)  # the reply was whole
             raise self.error or self.tail_error
         now = self.clock()
         deadline = now + self.manager.stream_idle_timeout
@@ -267,14 +265,14 @@ class Call:
             self.tail_error = error
             return batch
         if stopped:
-            await self._stopped(deadline)
+            await stream_stopped(self, deadline)
         elif error is not None:
-            await self._interrupted(error)
+            await stream_broke(self, error)
         elif winner.exhausted:
             self._finish()
         else:  # pragma: no cover - a provider iterator that returned None
-            await self._interrupted(
-                ProviderUnavailableError("the provider yielded no batch", provider=winner.provider.name)
+            await stream_broke(
+                self, ProviderUnavailableError("the provider yielded no batch", provider=winner.provider.name)
             )
         if self.error is not None:
             raise self.error
@@ -313,45 +311,10 @@ class Call:
             if is_cancellation(exc):
                 raise
             if isinstance(exc, KeyboardInterrupt | SystemExit):
-                self._end_cancelled()
+                self.end_cancelled()
                 raise
             return batch, contract_error(winner.provider.name, exc)
         return batch, None
-
-    async def _stopped(self, deadline: float) -> None:
-        """The pull's scope caught a cancellation: a close, the call's deadline or a timeout."""
-        winner = self.winner
-        assert winner is not None
-        request_id = self.request.request_id
-        name = winner.provider.name
-        if self.cancel_requested:
-            self._end_cancelled(closed_error(request_id))
-        elif deadline >= self.deadline:
-            self._fail(call_timeout(self.timeout, request_id, name))
-        elif deadline >= winner.deadline:
-            await self._interrupted(
-                ProviderUnavailableError(
-                    "the attempt took longer than the provider's timeout; raise ProviderConfig.timeout", provider=name
-                )
-            )
-            return
-        else:
-            idle = self.manager.stream_idle_timeout
-            stall = StreamInterruptedError(f"no content for {idle:g} s", provider=name)
-            winner.fail(stall, self.clock())
-            if await continue_call(self, stall):
-                return
-            self._fail(idle_timeout(idle, name, self.text(), request_id))
-        await aclose_quietly(winner.batches)
-
-    async def _interrupted(self, event: LLMException, *, may_continue: bool = True) -> None:
-        winner = self.winner
-        assert winner is not None
-        winner.fail(event, self.clock())
-        if may_continue and await continue_call(self, event):
-            return
-        self._fail(interrupted(event, winner.provider.name, self.text(), self.request.request_id))
-        await aclose_quietly(winner.batches)
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -360,34 +323,20 @@ class Call:
         assert winner is not None
         now = self.clock()
         winner.ended = now
-        closing = self.closing
-        first_at = min((a.first_at for a in self.attempts if a.first_at is not None), default=now)  # continued too
-        usage = closing.usage if closing and closing.usage else UsageInfo()
-        self.response = response = LLMResponse(
-            content=self.text(),
-            model=closing.model if closing else winner.provider.model,
-            usage=usage,
-            response_time=now - self.started,
-            provider=winner.provider.name,
-            request_id=self.request.request_id,
-            finish_reason=closing.finish_reason if closing else None,
-            time_to_first_token=first_at - self.started,
-            attempts=self.attempt_records(now),
-            cost=cost_of(usage, getattr(winner.provider, "config", None)),
-            **assemble(self.chunks).response_fields(),
-            continued=self.continued,
-        )
-        settle(winner, usage.total_tokens, now)
+        self.response = response = served_response(self, winner, now)
+        settle(winner, response.usage.total_tokens, now)
         self._settle()
         notify(self.observer.request_end, self.request, response)
 
-    def _fail(self, error: LLMException) -> None:
+    def fail(self, error: LLMException) -> None:
+        """End the call with `error` (its request id set)."""
         error.request_id = error.request_id or self.request.request_id
         self.error = error
         self._settle()
         notify(self.observer.request_error, self.request, error, self.clock() - self.started)
 
-    def _end_cancelled(self, error: LLMException | None = None) -> None:
+    def end_cancelled(self, error: LLMException | None = None) -> None:
+        """End the call as cancelled; `error` is what its reader raises (None: the cancellation itself)."""
         if self.state == _DONE:
             return
         self.error = error
@@ -436,13 +385,13 @@ class Call:
                 await self.done.wait()
             return
         self.cancel_requested = True
-        self._end_cancelled(closed_error(self.request.request_id))
+        self.end_cancelled(closed_error(self.request.request_id))
         if self.winner is not None:
             await aclose_quietly(self.winner.batches)
 
     async def _close_now(self) -> None:
         """In the reader's task, a close that came from another task: end the call, raise its error."""
-        self._end_cancelled(closed_error(self.request.request_id))
+        self.end_cancelled(closed_error(self.request.request_id))
         if self.winner is not None:
             await aclose_quietly(self.winner.batches)
         assert self.error is not None

@@ -1,4 +1,8 @@
-"""Going on with a reply whose stream broke after it started (`continue_on_interrupt=True`).
+"""A served stream that stopped or broke: going on with it elsewhere, or ending the call.
+
+`stream_stopped` (a close, a deadline, the idle watchdog) and `stream_broke` (a
+provider error mid-stream) end the call with its error, unless the call may go on
+with another provider (`continue_on_interrupt=True`):
 
     serving ──the winner's stream breaks──► the next provider with `prefill` gets the same
                                             request plus an assistant turn holding the exact
@@ -22,12 +26,12 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from .._errors import LLMException
+from .._errors import LLMException, ProviderUnavailableError, StreamInterruptedError
 from .._types import ChunkBatch, Message
 from ..providers._base import BaseProvider
 from ._attempt import AttemptState, run_attempt
-from ._failures import closed_error
 from ._guard import aclose_quietly, notify
+from ._outcome import call_timeout, closed_error, idle_timeout, interrupted
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -111,7 +115,7 @@ async def continue_call(call: Call, event: LLMException) -> bool:
             attempt.stop(call.clock())
         await aclose_quietly(attempt.batches)
         if closing:
-            call._end_cancelled(closed_error(call.request.request_id))
+            call.end_cancelled(closed_error(call.request.request_id))
             return True
         if attempt.error is not None:
             manager.cooldown.failure(provider.name, attempt.error)
@@ -129,3 +133,47 @@ async def continue_call(call: Call, event: LLMException) -> bool:
         call._remember(first)
         call.pending_first = first
     return True
+
+
+async def stream_stopped(call: Call, deadline: float) -> None:
+    """The served stream's read stopped at `deadline` or by a close: end the call, or go on elsewhere.
+
+    A close ends it as closed; the call's deadline as `LLMTimeoutError`; the
+    attempt's own timeout and the idle watchdog break the stream, which another
+    provider may continue (`continue_on_interrupt`).
+    """
+    winner = call.winner
+    assert winner is not None
+    request_id = call.request.request_id
+    name = winner.provider.name
+    if call.cancel_requested:
+        call.end_cancelled(closed_error(request_id))
+    elif deadline >= call.deadline:
+        call.fail(call_timeout(call.timeout, request_id, name))
+    elif deadline >= winner.deadline:
+        await stream_broke(
+            call,
+            ProviderUnavailableError(
+                "the attempt took longer than the provider's timeout; raise ProviderConfig.timeout", provider=name
+            ),
+        )
+        return
+    else:
+        idle = call.manager.stream_idle_timeout
+        stall = StreamInterruptedError(f"no content for {idle:g} s", provider=name)
+        winner.fail(stall, call.clock())
+        if await continue_call(call, stall):
+            return
+        call.fail(idle_timeout(idle, name, call.text(), request_id))
+    await aclose_quietly(winner.batches)
+
+
+async def stream_broke(call: Call, event: LLMException, *, may_continue: bool = True) -> None:
+    """The served stream broke with `event`: another provider goes on with it, or the call fails."""
+    winner = call.winner
+    assert winner is not None
+    winner.fail(event, call.clock())
+    if may_continue and await continue_call(call, event):
+        return
+    call.fail(interrupted(event, winner.provider.name, call.text(), call.request.request_id))
+    await aclose_quietly(winner.batches)

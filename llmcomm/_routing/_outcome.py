@@ -1,8 +1,47 @@
-"""The errors a call ends with when no provider error says it all: closes and timeouts."""
+"""How a call ends: the response of a served reply, and the errors no provider error says all of.
+
+The errors are closes and timeouts; `served_response` gathers what the call saw
+(text, the closing chunk's usage and reason, every attempt) into the `LLMResponse`.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from .._cost import cost_of
 from .._errors import LLMException, LLMTimeoutError, StreamInterruptedError
+from .._messages import assemble
+from .._types import LLMResponse, UsageInfo
+
+if TYPE_CHECKING:
+    from ._attempt import AttemptState
+    from ._call import Call
+
+
+def served_response(call: Call, winner: AttemptState, now: float) -> LLMResponse:
+    """The response of `call`, whose `winner` read its reply to the end at `now` (the race's clock).
+
+    The time to first token is the earliest of every attempt's (a continued reply
+    counts its first provider's); usage, model and finish reason are the closing
+    chunk's; the cost is the winner's provider's prices applied to that usage.
+    """
+    closing = call.closing
+    first_at = min((a.first_at for a in call.attempts if a.first_at is not None), default=now)
+    usage = closing.usage if closing and closing.usage else UsageInfo()
+    return LLMResponse(
+        content=call.text(),
+        model=closing.model if closing else winner.provider.model,
+        usage=usage,
+        response_time=now - call.started,
+        provider=winner.provider.name,
+        request_id=call.request.request_id,
+        finish_reason=closing.finish_reason if closing else None,
+        time_to_first_token=first_at - call.started,
+        attempts=call.attempt_records(now),
+        cost=cost_of(usage, getattr(winner.provider, "config", None)),
+        **assemble(call.chunks).response_fields(),
+        continued=call.continued,
+    )
 
 
 def closed_error(request_id: str | None) -> LLMException:
