@@ -57,3 +57,14 @@ def test_smoke_run_exits_cleanly_and_writes_its_json(tmp_path: Path) -> None:
             assert check["met"] in (True, False), check
     assert "### Targets" in done.stdout
     assert "| first call us " in done.stdout
+
+
+def test_the_full_sizes_are_the_ones_the_targets_name() -> None:
+    # 1 stream x 20,000 tokens, 100 streams x 200 tokens, 1000 streams x 50 tokens (issue 15).
+    check = "from benchmarks import measure, report; print(report.at_issue_sizes({'sizes': measure.FULL.as_dict()}))"
+    smoke = "from benchmarks import measure, report; print(report.at_issue_sizes({'sizes': measure.SMOKE.as_dict()}))"
+    for code, expected in ((check, "True"), (smoke, "False")):
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT, check=True
+        )
+        assert done.stdout.strip() == expected
