@@ -27,8 +27,8 @@ from .subjects import FLOOR, SERVER, SUBJECTS, available, get_subject
 
 RESULTS = Path(__file__).parent / "results"
 #: subjects a smoke run measures (the rest only cost start-up time there)
-SMOKE_SUBJECTS = ("socket", FLOOR, "llmcomm", "openai-sdk", "anthropic-sdk")
-MEASUREMENTS = ("stream", "c1000", "import", "failover")
+SMOKE_SUBJECTS = ("socket", FLOOR, "llmcomm", "llmcomm-trio", "openai-sdk", "anthropic-sdk")
+MEASUREMENTS = ("stream", "c1000", "first", "import", "failover")
 #: the longest one worker process may take
 WORKER_TIMEOUT = 900.0
 SERVER_START_TIMEOUT = 30.0
@@ -64,7 +64,7 @@ def benchmark_server(framing: str = "events") -> Iterator[str]:
 
 
 def run_workers(jobs: list[str], origin: str, smoke: bool) -> dict[str, dict[str, Any]]:
-    """Run ``SUBJECT:API:TASK`` jobs in fresh processes; each job's JSON result (or the error it met).
+    """Run ``SUBJECT:API:TASK[:RUN]`` jobs in fresh processes; each job's JSON result (or the error it met).
 
     A real run gives every job its own process (clean memory, cold caches); a smoke
     run puts them all in one, since it checks the code, not the speed.
@@ -123,6 +123,16 @@ def measure_import(modules: tuple[str, ...], runs: int) -> dict[str, Any]:
     return {**measure.summary(samples), "modules": list(modules), "sdk_modules_loaded": sorted(loaded)}
 
 
+#: what one first-call run measures (seconds; see `measure.first_call`)
+_FIRST_CALL_KEYS = ("import", "open", "first", "warm", "added")
+
+
+def first_call_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first-call runs of one subject (one fresh process each), summarised per quantity."""
+    summary = {key: measure.summary([r[key] for r in runs if r.get(key) is not None]) for key in _FIRST_CALL_KEYS}
+    return {**summary, "runs": runs}
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -149,6 +159,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "errors": [],
     }
     jobs: list[str] = []
+    first_jobs: list[str] = []
     for api in apis:
         for name in subjects:
             if api not in get_subject(name).apis:
@@ -157,25 +168,41 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 run["results"][api][name] = {"unavailable": "not available (pip install -e .[bench])"}
                 continue
             run["results"][api][name] = {}
+            if "first" in measurements:
+                first_jobs += [f"{name}:{api}:first:{i}" for i in range(sizes.first_call_runs)]
             jobs += [f"{name}:{api}:{task}" for task in ("stream", "c1000") if task in measurements]
+    # First in the list: in a smoke run (one process for every job) the first call then
+    # comes before the subject's other jobs; a real run gives each job its own process.
+    jobs = first_jobs + jobs
     if "failover" in measurements and (not only & set(SUBJECTS) or "llmcomm" in only):
         jobs += [f"llmcomm:{api}:failover" for api in apis]
     with benchmark_server(args.framing) as origin:
         outcomes = run_workers(jobs, origin, args.smoke)
+    first_runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for job, outcome in outcomes.items():
-        name, job_api, task = job.split(":")
+        name, job_api, task, *_ = job.split(":")
         if "error" in outcome:
             run["errors"].append(f"{job_api} {name} {task}: {outcome['error']}")
         if task == "failover":
             run["failover"][job_api] = outcome
             continue
         entry = run["results"][job_api][name]
+        if task == "first":
+            if "error" in outcome:
+                entry["first_call"] = {"error": outcome["error"]}
+            elif "error" not in entry.get("first_call", {}):
+                first_runs.setdefault((job_api, name), []).append(outcome["first_call"])
+            continue
         if "error" in outcome:
             entry["error"] = outcome["error"]
         elif task == "stream":
             entry.update(outcome)
         else:
             entry.update(c1000=outcome["c1000"], c1000_peak_rss=outcome["peak_rss"])
+    for (job_api, name), runs in first_runs.items():
+        entry = run["results"][job_api][name]
+        if "error" not in entry.get("first_call", {}):
+            entry["first_call"] = first_call_summary(runs)
     if "import" in measurements:
         seen: set[tuple[str, ...]] = set()
         for name in subjects:

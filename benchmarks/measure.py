@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +29,10 @@ class Sizes:
     overhead_requests: int
     ttft_requests: int
     ttft_tokens: int
+    #: fresh processes that each time the first call after opening a client
+    first_call_runs: int
+    #: calls after the first one in each of those processes; their median is the warm call
+    first_call_warm: int
     import_runs: int
     failover_runs: int
     silent_runs: int
@@ -47,6 +52,8 @@ FULL = Sizes(
     overhead_requests=300,
     ttft_requests=100,
     ttft_tokens=20,
+    first_call_runs=3,
+    first_call_warm=50,
     import_runs=5,
     failover_runs=20,
     silent_runs=3,
@@ -61,6 +68,8 @@ SMOKE = Sizes(
     overhead_requests=5,
     ttft_requests=3,
     ttft_tokens=5,
+    first_call_runs=1,
+    first_call_warm=3,
     import_runs=1,
     failover_runs=1,
     silent_runs=1,
@@ -91,20 +100,28 @@ def _check(expected: int, seen: int) -> None:
 
 
 async def single_stream(client: Client, sizes: Sizes) -> dict[str, Any]:
-    """Tokens/s of one stream of `single_tokens` tokens, repeated."""
+    """Tokens/s of one stream of `single_tokens` tokens, repeated, and the CPU time per event.
+
+    ``cpu_per_event`` is this process's CPU time (`time.process_time`: user and
+    system, every thread) over one stream, divided by its content events (one per
+    token). The server runs in another process, so this is the client's CPU alone.
+    """
     tokens = sizes.single_tokens
     model = model_for(tokens)
     _check(tokens, (await client.stream(model))[0])  # warm-up: connection, caches
     samples: list[float] = []
+    cpu: list[float] = []
     spent = 0.0
     while len(samples) < sizes.max_reps and (not samples or spent < sizes.budget):
+        cpu_started = time.process_time()
         started = time.perf_counter()
         seen, _ = await client.stream(model)
         elapsed = time.perf_counter() - started
+        cpu.append((time.process_time() - cpu_started) / tokens)
         _check(tokens, seen)
         samples.append(tokens / elapsed)
         spent += elapsed
-    return summary(samples)
+    return {**summary(samples), "cpu_per_event": summary(cpu)}
 
 
 class _Round:
@@ -208,6 +225,37 @@ async def overhead(client: Client, sizes: Sizes) -> dict[str, Any]:
         await client.complete()
         samples.append(time.perf_counter() - started)
     return summary(samples)
+
+
+async def first_call(open_client: Callable[[], Awaitable[Client]], sizes: Sizes) -> dict[str, Any]:
+    """Seconds of the first tiny request right after the client is opened, and of the warm ones after it.
+
+    Meant for a fresh process whose subject modules are already imported (the
+    import is measured on its own): ``open`` is opening the client, ``first`` the
+    first `Client.complete` after it (connecting, and whatever the subject does
+    lazily on its first call), ``warm`` the median of the `first_call_warm` calls
+    that follow, ``added`` first minus warm.
+    """
+    started = time.perf_counter()
+    client = await open_client()
+    opened = time.perf_counter()
+    try:
+        await client.complete()
+        first = time.perf_counter() - opened
+        warm: list[float] = []
+        for _ in range(sizes.first_call_warm):
+            call_started = time.perf_counter()
+            await client.complete()
+            warm.append(time.perf_counter() - call_started)
+    finally:
+        await client.aclose()
+    typical = statistics.median(warm) if warm else None
+    return {
+        "open": opened - started,
+        "first": first,
+        "warm": typical,
+        "added": None if typical is None else first - typical,
+    }
 
 
 async def time_to_first_token(client: Client, sizes: Sizes) -> dict[str, Any]:
