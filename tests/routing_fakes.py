@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -16,13 +15,6 @@ FINISH = "<finish>"
 PING = "<ping>"
 
 Step = float | int | str | BaseException
-
-
-@dataclass
-class ProviderTimes:
-    """The per-attempt limit `provider_timeout()` reads, as a `ProviderConfig` has it."""
-
-    timeout: float
 
 
 class Scripted:
@@ -42,7 +34,7 @@ class Scripted:
         self.started: list[float] = []
         self.closed: list[float] = []
         if timeout is not None:
-            self.config = ProviderTimes(timeout)
+            self.timeout = timeout  # a user's provider declares its per-attempt limit so
 
     def __repr__(self) -> str:
         return f"Scripted({self.name!r})"

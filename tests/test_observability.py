@@ -547,3 +547,87 @@ async def test_a_failing_or_older_observer_never_breaks_a_call(capture: Capture)
     failures = [r for r in capture.records if "observer" in r.getMessage() and r.levelno == logging.ERROR]
     # The first call: request_start, attempt_start, first_token, request_end; the closed one: its first three.
     assert len(failures) == 7
+
+
+class Recorder:
+    """A user's own `Observer`: every event with the arguments it came with."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def request_start(self, request: Request, providers: tuple[str, ...]) -> None:
+        self.events.append(("request_start", request.request_id, providers))
+
+    def attempt_start(self, request: Request, provider: str, model: str, reason: str) -> None:
+        self.events.append(("attempt_start", provider, model, reason))
+
+    def first_token(self, request: Request, provider: str, model: str, seconds: float) -> None:
+        self.events.append(("first_token", provider, model, seconds))
+
+    def retry(self, request: Request, provider: str, error: Any, delay: float) -> None:
+        self.events.append(("retry", provider, type(error).__name__, delay))
+
+    def fallback(self, request: Request, from_provider: str, to_provider: str, reason: str) -> None:
+        self.events.append(("fallback", from_provider, to_provider, reason))
+
+    def request_end(self, request: Request, response: Any) -> None:
+        self.events.append(("request_end", response.content))
+
+    def request_error(self, request: Request, error: Any, seconds: float) -> None:
+        self.events.append(("request_error", type(error).__name__, seconds))
+
+    def request_cancelled(self, request: Request, seconds: float) -> None:
+        self.events.append(("request_cancelled", seconds))
+
+    def names(self) -> list[str]:
+        return [event[0] for event in self.events]
+
+
+async def test_a_users_observer_hears_every_event_with_its_arguments() -> None:
+    recorder = Recorder()
+    async with FakeServer() as server:
+        cfg = config(
+            provider(server, "claude"),
+            provider(server, "gpt", "openai"),
+            retry_base_delay=0.01,
+            retry_max_delay=0.02,
+            max_retries=1,
+        )
+        async with LLMCommunication(cfg, observer=recorder) as llm:
+            # A retried round: both fail, then the first answers.
+            server.enqueue(Script(status=500), Script(status=503), Script(text="ok"))
+            assert await llm.generate_text("hi") == "ok"
+            served = list(recorder.events)
+            recorder.events.clear()
+            # Every provider fails, twice: the call's error.
+            server.default = Script(status=500)
+            with pytest.raises(AllProvidersFailedError):
+                await llm.generate_text("hi")
+            failed = list(recorder.events)
+            recorder.events.clear()
+            # Closed before its end: cancelled.
+            server.default = Script(tokens=500, token_delay=0.01)
+            async with llm.generate_stream("hi") as stream:
+                await stream.__anext__()
+    assert [e[0] for e in served] == [
+        "request_start",
+        "attempt_start",
+        "fallback",
+        "attempt_start",
+        "retry",
+        "attempt_start",
+        "first_token",
+        "request_end",
+    ]
+    assert served[0][2] == ("claude", "gpt")
+    assert served[1][1:] == ("claude", "claude-model", "first")
+    assert served[2][1:3] == ("claude", "gpt") and "ProviderUnavailableError" in served[2][3]
+    assert served[3][1:] == ("gpt", "gpt-model", "fallback")
+    assert (
+        served[4][1:3] == ("claude", "ProviderUnavailableError") and 0 < served[4][3] <= 0.02
+    )  # the round starts again
+    assert served[5][1:] == ("claude", "claude-model", "retry")
+    assert served[6][1:3] == ("claude", "claude-model") and served[6][3] > 0
+    assert served[7] == ("request_end", "ok")
+    assert failed[-1][:2] == ("request_error", "AllProvidersFailedError") and failed[-1][2] > 0
+    assert recorder.names()[-1] == "request_cancelled" and recorder.events[-1][1] > 0

@@ -100,6 +100,7 @@ async def test_a_stall_mid_stream_is_idleness(server: FakeServer, kind: Kind, cl
     assert info.value.partial_text == "one two "
     assert "0.4 s" in str(info.value)
     assert 0.35 <= elapsed < 1.5
+    assert server.request_count == 1  # nothing replayed after the first chunk
 
 
 async def test_pings_do_not_keep_a_stalled_stream_alive(server: FakeServer, client: Client) -> None:

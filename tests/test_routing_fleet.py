@@ -52,7 +52,7 @@ class Limited(Scripted):
         headers: Sequence[Mapping[str, str]] = (),
     ) -> None:
         super().__init__(name, *scripts)
-        self.config = ProviderConfig(  # type: ignore[assignment]
+        self.config = ProviderConfig(
             name=name,
             kind="openai",
             model="m",

@@ -7,21 +7,26 @@ watchdog, deadlines and Retry-After are asserted to the microsecond.
 
 from __future__ import annotations
 
+import math
+
 import anyio
 import pytest
 import trio.testing
 
 from llmcomm import (
     AllProvidersFailedError,
+    AnthropicProvider,
     CooldownTracker,
     InvalidRequestError,
     LLMException,
     LLMTimeoutError,
+    ProviderConfig,
     ProviderUnavailableError,
     RateLimitError,
     RetryHandler,
     StreamInterruptedError,
 )
+from llmcomm.providers._base import attempt_timeout
 
 from .routing_fakes import FINISH, PING, Scripted, Step, client
 
@@ -139,6 +144,17 @@ async def test_the_per_attempt_timeout_fails_the_attempt_and_falls_back() -> Non
     assert response.content == "late"
     assert response.attempts[0].outcome == "failed"
     assert "provider's timeout" in (response.attempts[0].error or "")
+
+
+def test_an_attempts_limit_is_its_configs_timeout_or_the_providers_own() -> None:
+    assert attempt_timeout(Scripted("own", timeout=1.5)) == 1.5
+    assert attempt_timeout(Scripted("none")) == math.inf  # only the call's deadline bounds it
+    for unusable in (0, -2.0, float("nan"), True, "3"):
+        provider = Scripted("odd")
+        provider.timeout = unusable  # type: ignore[assignment]
+        assert attempt_timeout(provider) == math.inf
+    built = AnthropicProvider(ProviderConfig(name="c", kind="anthropic", api_key="k", timeout=7.0))
+    assert attempt_timeout(built) == 7.0
 
 
 async def test_the_per_attempt_timeout_covers_the_stream_after_its_first_chunk() -> None:

@@ -10,7 +10,6 @@ caller's task when the call cannot be hedged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import final
 
@@ -20,7 +19,7 @@ import anyio.lowlevel
 from .._errors import LLMException, ProviderUnavailableError
 from .._secrets import detach_foreign_causes
 from .._types import Attempt, AttemptOutcome, ChunkBatch, Request, is_progress
-from ..providers._base import BaseProvider, stream_batches
+from ..providers._base import BaseProvider, attempt_timeout, secret_of, stream_batches
 from ..providers._watch import READ_WATCH, ReadWatch
 from ._budget import charge, reading_headers, report
 from ._guard import aclose_quietly, contract_error, is_cancellation
@@ -30,12 +29,6 @@ from ._state import Scope, StateBackend
 #: yields to it for the provider: deadlines, the hedge and other tasks keep running
 #: beside a provider that never awaits
 CHECKPOINT_INTERVAL = 0.005
-
-
-def provider_timeout(provider: BaseProvider) -> float:
-    """The longest one attempt on `provider` may take (its `config.timeout`; none for a user's own)."""
-    limit = getattr(getattr(provider, "config", None), "timeout", None)
-    return float(limit) if isinstance(limit, int | float) and limit > 0 else math.inf
 
 
 def wins(batch: ChunkBatch) -> bool:
@@ -74,7 +67,7 @@ class AttemptState:
         self.provider = provider
         self.reason = reason
         self.started = now
-        self.deadline = now + provider_timeout(provider)
+        self.deadline = now + attempt_timeout(provider)
         #: the attempt's own scope (its timeout, and `stop()`); None when the call's deadline
         #: comes first and nothing else can stop the attempt, so the call's scope suffices
         self.scope = anyio.CancelScope(deadline=self.deadline) if scoped else None
@@ -153,7 +146,7 @@ async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[
                     await _read_to_first(attempt, request, clock)
     except LLMException as exc:
         error = exc
-        detach_foreign_causes(exc, (getattr(getattr(provider, "config", None), "api_key", None),))
+        detach_foreign_causes(exc, (secret_of(provider),))
     except BaseException as exc:
         if is_cancellation(exc):
             raise

@@ -25,9 +25,8 @@ from typing import Literal, final
 
 import anyio
 
-from .._config import ProviderConfig
 from .._errors import AuthenticationError, LLMException
-from ..providers._base import BaseProvider
+from ..providers._base import BaseProvider, config_of
 from ._state import BreakerPolicy, LocalState, Scope, StateBackend
 
 Admission = Literal["closed", "probe"] | None
@@ -36,8 +35,8 @@ Admission = Literal["closed", "probe"] | None
 def scope_of(provider: BaseProvider) -> Scope:
     """The scope `provider`'s breaker and budgets are kept under: its kind and base URL, its
     key's fingerprint and its model (hashed; the configured name is not part of it)."""
-    config = getattr(provider, "config", None)
-    if isinstance(config, ProviderConfig):
+    config = config_of(provider)
+    if config is not None:
         where = f"{config.kind} {config.base_url or ''}"
         return Scope.of(where, config.api_key, provider.model, rpm=config.rpm, tpm=config.tpm)
     # a user's own provider object has no URL: its class and name say which one it is

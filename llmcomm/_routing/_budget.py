@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import RateLimitError
 from .._types import Request
+from ..providers._base import config_of
 from ..providers._send import REPLY_HEADERS
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ DEFAULT_OUTPUT_TOKENS = 1024
 def estimate(request: Request, attempt: AttemptState) -> tuple[int, int]:
     """The input and output tokens charged for `request` before its usage is known."""
     chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
-    config_max = getattr(getattr(attempt.provider, "config", None), "max_tokens", None)
+    config = config_of(attempt.provider)
+    config_max = config.max_tokens if config is not None else None
     output = request.max_tokens or (config_max if isinstance(config_max, int) else DEFAULT_OUTPUT_TOKENS)
     return chars // CHARS_PER_TOKEN + 1, output
 

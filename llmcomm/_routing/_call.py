@@ -30,7 +30,7 @@ from .._events import call_observer
 from .._observability._context import _request_id
 from .._secrets import detach_foreign_causes
 from .._types import Attempt, ChunkBatch, LLMResponse, Request, StreamChunk
-from ..providers._base import BaseProvider
+from ..providers._base import BaseProvider, secret_of
 from ..providers._watch import ReadStopped, ReadWatch
 from ._attempt import CHECKPOINT_INTERVAL, AttemptState
 from ._budget import settle
@@ -305,7 +305,7 @@ class Call:
         except ReadStopped:
             pass  # the watch says so
         except LLMException as exc:
-            detach_foreign_causes(exc, (getattr(getattr(winner.provider, "config", None), "api_key", None),))
+            detach_foreign_causes(exc, (secret_of(winner.provider),))
             return batch, exc
         except BaseException as exc:
             if is_cancellation(exc):

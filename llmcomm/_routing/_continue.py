@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
+from .._capabilities import capabilities_of
 from .._errors import LLMException, ProviderUnavailableError, StreamInterruptedError
 from .._types import ChunkBatch, Message
 from ..providers._base import BaseProvider
@@ -41,11 +42,8 @@ _NOT_TEXT_ONLY: Final = frozenset(("tools", "tool_choice", "response_format", "r
 
 
 def has_prefill(provider: BaseProvider) -> bool:
-    """Whether `provider` declares the `prefill` capability (in its config, or on itself)."""
-    capabilities = getattr(getattr(provider, "config", None), "capabilities", None)
-    if capabilities is None:
-        capabilities = getattr(provider, "capabilities", None)
-    return isinstance(capabilities, frozenset | set | tuple | list) and "prefill" in capabilities
+    """Whether `provider` declares the `prefill` capability (no kind has it by default)."""
+    return "prefill" in capabilities_of(provider)
 
 
 def _text_only(call: Call, broken: AttemptState) -> bool:

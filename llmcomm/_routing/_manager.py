@@ -111,11 +111,6 @@ class ProviderManager:
         if self.background is not None and call.running:
             self.background.start_soon(call.aclose, name="llmcomm close a dropped stream")
 
-    @property
-    def open_calls(self) -> int:
-        """How many calls are running."""
-        return len(self._calls)
-
     async def aclose(self) -> None:
         """Refuse new calls and end every running one, each with its upstream closed."""
         self.closed = True

@@ -12,6 +12,7 @@ from .._cost import cost_of
 from .._errors import LLMException, LLMTimeoutError, StreamInterruptedError
 from .._messages import assemble
 from .._types import LLMResponse, UsageInfo
+from ..providers._base import config_of
 
 if TYPE_CHECKING:
     from ._attempt import AttemptState
@@ -38,7 +39,7 @@ def served_response(call: Call, winner: AttemptState, now: float) -> LLMResponse
         finish_reason=closing.finish_reason if closing else None,
         time_to_first_token=first_at - call.started,
         attempts=call.attempt_records(now),
-        cost=cost_of(usage, getattr(winner.provider, "config", None)),
+        cost=cost_of(usage, config_of(winner.provider)),
         **assemble(call.chunks).response_fields(),
         continued=call.continued,
     )

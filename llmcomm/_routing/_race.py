@@ -34,8 +34,8 @@ from .._errors import (
 from .._events import REJECTED
 from .._types import Attempt
 from .._wire._options import request_dropped
-from ..providers._base import BaseProvider
-from ._attempt import AttemptState, provider_timeout, run_attempt
+from ..providers._base import BaseProvider, attempt_timeout
+from ._attempt import AttemptState, run_attempt
 from ._guard import aclose_quietly, notify
 from ._hedge import AdaptiveHedge
 
@@ -126,7 +126,7 @@ def _launch(
     now = call.clock()
     # Alone in the caller's task, an attempt is stopped only by its own timeout: when the
     # call's deadline comes first, the call's scope is all it needs.
-    scoped = not alone or now + provider_timeout(provider) < call.deadline
+    scoped = not alone or now + attempt_timeout(provider) < call.deadline
     attempt = AttemptState(provider, reason, now, scoped=scoped)
     request = call.request
     attempt.dropped = request_dropped(request, getattr(provider, "kind", None), request.model or provider.model)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Protocol, runtime_checkable
 
+from .._config import ProviderConfig
 from .._types import ChunkBatch, Request, StreamChunk
 
 
@@ -19,6 +21,14 @@ class BaseProvider(Protocol):
     response, a process) when it is closed early. `aclose()` releases what the
     provider owns. A user's own provider (a local model, a test double) implements
     the same four members and can be placed in a `Configuration`.
+
+    Optional members, read through the functions here (and `_capabilities`) only:
+    `config` (the `ProviderConfig` a built-in was made from: its `timeout` bounds
+    each attempt, its `api_key` is kept out of errors, its prices give the cost),
+    `timeout` (seconds, the per-attempt bound of a provider without a `config`;
+    without either, only the call's deadline bounds an attempt), `capabilities`
+    (`llmcomm._capabilities`) and `stream_batches(request)` (the reply in batches
+    of chunks, as the built-in HTTP providers decode it).
     """
 
     name: str
@@ -32,6 +42,31 @@ class BaseProvider(Protocol):
     async def aclose(self) -> None:
         """Release the provider's resources."""
         ...
+
+
+def config_of(provider: BaseProvider) -> ProviderConfig | None:
+    """The `ProviderConfig` `provider` was made from; None for a user's own provider object."""
+    config = getattr(provider, "config", None)
+    return config if isinstance(config, ProviderConfig) else None
+
+
+def secret_of(provider: BaseProvider) -> str | None:
+    """The API key `provider` sends, to be kept out of whatever it raises (None: none known)."""
+    config = config_of(provider)
+    return config.api_key if config is not None else None
+
+
+def attempt_timeout(provider: BaseProvider) -> float:
+    """The longest one attempt on `provider` may take, in seconds (inf: the call's deadline alone).
+
+    A built-in's `config.timeout`; for a user's own provider its `timeout`
+    attribute, when it declares a positive one.
+    """
+    config = config_of(provider)
+    limit = config.timeout if config is not None else getattr(provider, "timeout", None)
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
+        return math.inf
+    return float(limit)
 
 
 def stream_batches(provider: BaseProvider, request: Request) -> AsyncIterator[ChunkBatch]:
