@@ -342,12 +342,15 @@ class SyncLLMCommunication:
         self._streams.add(sync_stream)
         return sync_stream
 
-    async def _agenerate_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
-        """`generate_response` awaitable from any event loop, asyncio or trio.
+    async def agenerate_response(self, messages: str | MessagesLike, **options: Any) -> LLMResponse:
+        """`generate_response`, awaitable from any event loop, asyncio or trio.
 
-        The call runs on the portal, so a caller's loop may be one made for this
-        call alone and closed right after (the legacy new-loop-per-request
-        pattern): nothing stays bound to it. Cancelling the caller cancels the call.
+        For code that is async in places but shares one blocking client (a Flask
+        application with a few `asyncio.run(...)` calls). The call runs on the
+        client's own loop, so the caller's loop may be one made for this call alone
+        and closed right after (the new-loop-per-request pattern): nothing stays
+        bound to it. Cancelling the caller cancels the call. Raises what
+        `generate_response` raises, and `LLMException` once the client is closed.
         """
         if in_portal_thread() and self._portal is not None:
             return await self._llm.generate_response(messages, **options)

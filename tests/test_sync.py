@@ -94,6 +94,21 @@ def test_calls_return_what_the_async_api_returns(server: FakeServer, llm: SyncLL
     assert server.requests[-1].body["max_tokens"] == 50
 
 
+def test_agenerate_response_serves_any_event_loop_of_the_caller(server: FakeServer, llm: SyncLLMCommunication) -> None:
+    # The new-loop-per-request pattern: each call's loop is made for it and closed right after.
+    server.default = Script(text="from any loop", input_tokens=4)
+    responses = [
+        asyncio.run(llm.agenerate_response("hi")),
+        anyio.run(llm.agenerate_response, "hi", backend="trio"),
+        asyncio.run(llm.agenerate_response("hi")),
+    ]
+    assert [(r.content, r.usage.total_tokens) for r in responses] == [("from any loop", 7)] * 3
+    assert len({r.connection_id for r in server.requests}) == 1  # one client and pool, whatever the loop
+    llm.close()
+    with pytest.raises(LLMException, match="closed"):
+        asyncio.run(llm.agenerate_response("hi"))
+
+
 def test_no_provider_raises_configuration_error_at_construction() -> None:
     from llmcomm import ConfigurationError
 

@@ -28,7 +28,6 @@ from ._event import (
 )
 from ._logging import logger
 
-_LAYER: Final = "MANAGER"
 _LEVELS: Final[dict[type[Any], int]] = {
     RequestStart: logging.DEBUG,
     AttemptStart: logging.DEBUG,
@@ -68,7 +67,7 @@ class LogSink:
             return
         message, args, fields = self._line(call, event)
         request_id = call.request.request_id
-        extra = {"event": event.name, "request_id": request_id, **fields, "layer": _LAYER}
+        extra = {"event": event.name, "request_id": request_id, **fields}
         logger.log(level, message, request_id, *args, extra=extra)
 
     def _line(self, call: CallState, event: Event) -> _Line:

@@ -177,10 +177,16 @@ class JSONFormatter(logging.Formatter):
 
 
 def layer_of(record: logging.LogRecord) -> str:
-    """The legacy layer name of a record: its `layer` extra, else one from its logger."""
+    """The legacy layer name of a record: its `layer` extra, else one from what logged it.
+
+    A call's own lines (they carry an `event`) are the manager's, as the legacy
+    application's manager logged them; the core records no legacy names itself.
+    """
     layer = getattr(record, "layer", None)
     if isinstance(layer, str) and layer:
         return layer.upper()
+    if getattr(record, "event", None):
+        return "MANAGER"
     name = record.name
     if ".providers" in name:
         return "PROVIDER"

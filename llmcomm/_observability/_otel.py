@@ -20,7 +20,6 @@ no call and no token is counted twice.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
@@ -29,6 +28,7 @@ import orjson
 
 from .._errors import ConfigurationError, LLMException
 from .._types import LLMResponse, Request
+from .._version import __version__
 from ._event import (
     CallState,
     Event,
@@ -69,13 +69,6 @@ class OpenTelemetry:
     capture_content: bool = False
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("llmcomm")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"
-
-
 def _messages(request: Request) -> str:
     return orjson.dumps(
         [{"role": m.role, "parts": [{"type": "text", "content": m.text}]} for m in request.messages]
@@ -112,7 +105,7 @@ class OTelRecorder:
         self._kind = SpanKind.CLIENT
         self._status = Status
         self._error_code = StatusCode.ERROR
-        version = _version()
+        version = __version__
         self._tracer = trace.get_tracer("llmcomm", version, tracer_provider=settings.tracer_provider)
         meter = metrics.get_meter("llmcomm", version, meter_provider=settings.meter_provider)
         self._duration = meter.create_histogram(

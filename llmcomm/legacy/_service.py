@@ -261,7 +261,7 @@ class SimpleLLMService:
         started = time.monotonic()
         try:
             options = self._response_options(model, max_tokens, request_id, kwargs)
-            response = await self._require_client()._agenerate_response(messages, **options)
+            response = await self._require_client().agenerate_response(messages, **options)
         except Exception as exc:
             return self._failed(exc, model, started, request_id, layer)
         log_line(logging.DEBUG, request_id, layer, f"generate_response finished on {response.provider}")

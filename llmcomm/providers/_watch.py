@@ -25,11 +25,13 @@ import math
 import ssl
 from collections.abc import Iterable
 from contextvars import ContextVar
-from typing import Any, final
+from typing import TYPE_CHECKING, Any, final
 
 import anyio
-import httpcore2
 import httpx2
+
+if TYPE_CHECKING:  # httpcore2 imports trio when it can: only a client built here needs it
+    import httpcore2
 
 #: the watch of the attempt now sending (set by whoever runs the attempt; None: unwatched)
 READ_WATCH: ContextVar[ReadWatch | None] = ContextVar("llmcomm_read_watch", default=None)
@@ -68,8 +70,11 @@ class ReadWatch:
 
 
 @final
-class WatchedStream(httpcore2.AsyncNetworkStream):
-    """A connection whose reads honour the `ReadWatch` attached to it (see the module docstring)."""
+class WatchedStream:
+    """A connection whose reads honour the `ReadWatch` attached to it (see the module docstring).
+
+    An `httpcore2.AsyncNetworkStream` by its methods (httpcore2's are interfaces).
+    """
 
     __slots__ = ("_stream", "watch")
 
@@ -100,7 +105,7 @@ class WatchedStream(httpcore2.AsyncNetworkStream):
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore2.AsyncNetworkStream:
+    ) -> WatchedStream:
         return WatchedStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
@@ -108,8 +113,11 @@ class WatchedStream(httpcore2.AsyncNetworkStream):
 
 
 @final
-class WatchedBackend(httpcore2.AsyncNetworkBackend):
-    """httpcore2's network backend, each connection it opens a `WatchedStream`."""
+class WatchedBackend:
+    """httpcore2's network backend, each connection it opens a `WatchedStream`.
+
+    An `httpcore2.AsyncNetworkBackend` by its methods.
+    """
 
     __slots__ = ("_backend",)
 
@@ -123,12 +131,12 @@ class WatchedBackend(httpcore2.AsyncNetworkBackend):
         timeout: float | None = None,
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
+    ) -> WatchedStream:
         return WatchedStream(await self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore2.AsyncNetworkStream:
+    ) -> WatchedStream:
         return WatchedStream(await self._backend.connect_unix_socket(path, timeout, socket_options))
 
     async def sleep(self, seconds: float) -> None:
@@ -143,12 +151,14 @@ def watch_connections(client: httpx2.AsyncClient) -> int:
     is left alone (its reads are then unwatched, and the call scopes each batch);
     tests/test_read_watch.py fails if no pool of a default client is watched.
     """
+    import httpcore2  # httpx2's transports have imported it already
+
     transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
     changed = 0
     for transport in transports:
         pool = getattr(transport, "_pool", None)
         backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore2.AsyncNetworkBackend) and not isinstance(backend, WatchedBackend):
+        if isinstance(backend, httpcore2.AsyncNetworkBackend):  # a WatchedBackend is not one: no double wrap
             pool._network_backend = WatchedBackend(backend)  # type: ignore[union-attr]
             changed += 1
     return changed
