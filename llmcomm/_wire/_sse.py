@@ -32,10 +32,10 @@ class OversizedMessageError(ValueError):
 
 @final
 class SSEDecoder:
-    """Split a `text/event-stream` body into `(event, data)` pairs.
+    """Split a `text/event-stream` body into the data of its events.
 
-    `event` is the `event:` field or None; `data` is the `data:` lines joined with
-    `\\n`, still bytes, so JSON can be parsed straight from it. Comments
+    An event's data is its `data:` lines joined with `\\n`, still bytes, so JSON
+    can be parsed straight from it. Comments
     (keep-alives) and events without data, or with empty data, are dropped.
     `error_field` holds the value of the last `error:` field seen (a field the
     standard does not define, which some servers use to report a failure).
@@ -51,36 +51,12 @@ class SSEDecoder:
         self._head = b""
         self.error_field: bytes | None = None
 
-    def feed(self, data: bytes) -> list[tuple[str | None, bytes]]:
-        """Decode what `data` completes; keep the rest for the next call."""
-        if self._at_start:
-            data = self._skip_bom(data)
-        events: list[tuple[str | None, bytes]] = []
-        append = events.append
-        for block in self._complete_blocks(data):
-            # Fast paths for the two shapes both APIs send for every delta:
-            # a single `data:` line, and an `event:` line followed by one `data:` line.
-            if block[:6] == b"data: ":
-                if b"\n" not in block:
-                    if len(block) > 6:
-                        append((None, block[6:]))
-                    continue
-            elif block[:7] == b"event: ":
-                newline = block.find(b"\n")
-                if block[newline + 1 : newline + 7] == b"data: " and block.find(b"\n", newline + 1) < 0:
-                    if len(block) > newline + 7:
-                        append((block[7:newline].decode("utf-8", "replace"), block[newline + 7 :]))
-                    continue
-            event = self._parse_block(block)
-            if event is not None:
-                append(event)
-        return events
-
     def feed_data(self, data: bytes) -> list[bytes]:
-        """Like `feed`, but only each event's data: for readers that dispatch on the payload.
+        """The data of each event `data` completes, in order; the unfinished rest stays buffered.
 
-        The same events in the same order as `feed` would return, without decoding
-        their names (the per-token path of both providers).
+        Only the data: both providers dispatch on the JSON payload, so event names
+        are not decoded (tests/sse_reference.py is the plain reading of the rules
+        these fast paths are held to).
         """
         if self._at_start:
             data = self._skip_bom(data)
@@ -117,9 +93,8 @@ class SSEDecoder:
                     if len(block) > start + 6:
                         append(block[start + 6 :])
                     continue
-            event = self._parse_block(block)
-            if event is not None:
-                append(event[1])
+            if payload := self._parse_block(block):
+                append(payload)
         return payloads
 
     def _skip_bom(self, data: bytes) -> bytes:
@@ -132,8 +107,8 @@ class SSEDecoder:
         self._at_start = False
         return data[len(_BOM) :] if data.startswith(_BOM) else data
 
-    def _parse_block(self, block: bytes) -> tuple[str | None, bytes] | None:
-        event: str | None = None
+    def _parse_block(self, block: bytes) -> bytes:
+        """One event's data, its `data:` lines joined (empty: no event to dispatch)."""
         data: list[bytes] = []
         for line in block.split(b"\n"):
             if not line or line.startswith(b":"):
@@ -143,18 +118,9 @@ class SSEDecoder:
                 value = value[1:]
             if name == b"data":
                 data.append(value)
-            elif name == b"event":
-                event = value.decode("utf-8", "replace")
             elif name == b"error":
                 self.error_field = value[:_MAX_ERROR_FIELD]
-        joined = b"\n".join(data)
-        if not joined:
-            return None
-        return event, joined
-
-    def _complete_blocks(self, data: bytes) -> list[bytes]:
-        """The events `data` completes, as raw blocks; the unfinished rest stays buffered."""
-        return self._split(self._join(data))
+        return b"\n".join(data)
 
     def _join(self, data: bytes) -> bytes:
         if self._pending_cr or b"\r" in data:

@@ -40,8 +40,8 @@ def test_sse_event_split_at_every_pair_of_byte_boundaries(newline: bytes) -> Non
     raw = EVENT.replace(b"\n", newline)
     for first, second in itertools.combinations(range(len(raw) + 1), 2):
         decoder = SSEDecoder()
-        events = decoder.feed(raw[:first]) + decoder.feed(raw[first:second]) + decoder.feed(raw[second:])
-        assert events == [("content_block_delta", PAYLOAD)], (first, second)
+        events = decoder.feed_data(raw[:first]) + decoder.feed_data(raw[first:second]) + decoder.feed_data(raw[second:])
+        assert events == [PAYLOAD], (first, second)
     assert orjson.loads(PAYLOAD)["delta"]["text"] == TEXT
 
 
@@ -49,15 +49,15 @@ def test_an_empty_read_between_cr_and_lf_changes_nothing() -> None:
     raw = EVENT.replace(b"\n", b"\r\n")
     cut = raw.index(b"\r") + 1
     decoder = SSEDecoder()
-    events = decoder.feed(raw[:cut]) + decoder.feed(b"") + decoder.feed(raw[cut:])
-    assert events == [("content_block_delta", PAYLOAD)]
+    events = decoder.feed_data(raw[:cut]) + decoder.feed_data(b"") + decoder.feed_data(raw[cut:])
+    assert events == [PAYLOAD]
 
 
 def test_sse_events_fed_one_byte_at_a_time() -> None:
     decoder = SSEDecoder()
     raw = EVENT * 3 + b": keep-alive\n\n" + EVENT
-    events = [event for index in range(len(raw)) for event in decoder.feed(raw[index : index + 1])]
-    assert events == [("content_block_delta", PAYLOAD)] * 4
+    events = [event for index in range(len(raw)) for event in decoder.feed_data(raw[index : index + 1])]
+    assert events == [PAYLOAD] * 4
 
 
 def test_json_line_split_at_every_byte_boundary() -> None:
@@ -73,12 +73,12 @@ def test_an_oversized_event_is_refused_at_the_bound_and_forgotten() -> None:
     piece = b"x" * (64 * 1024)
     fed = 0
     with pytest.raises(OversizedMessageError):
-        decoder.feed(b"data: ")
+        decoder.feed_data(b"data: ")
         for _ in range(16 * MiB // len(piece)):
-            decoder.feed(piece)
+            decoder.feed_data(piece)
             fed += len(piece)
     assert DEFAULT_MAX_EVENT_BYTES - len(piece) <= fed <= DEFAULT_MAX_EVENT_BYTES  # refused as soon as it passed 4 MiB
-    assert decoder.feed(EVENT) == [("content_block_delta", PAYLOAD)]  # and the decoder can go on
+    assert decoder.feed_data(EVENT) == [PAYLOAD]  # and the decoder can go on
 
 
 def _utf16_literal(units: list[int]) -> bytes:
