@@ -169,3 +169,50 @@ async def test_a_pooled_connection_carries_no_watch_into_its_next_reply(server: 
             await llm.generate_text("hi")
         assert 0.35 <= time.monotonic() - started < 1.5
     assert [r.connection_id for r in server.requests] == [1, 1, 1]
+
+
+async def test_a_read_cancelled_from_outside_ends_the_call_and_says_so(
+    server: FakeServer, kind: Kind, client: Client
+) -> None:
+    # A caller's poll timeout around one read: the provider's stream is closed with the cancellation,
+    # so the reply cannot go on; the next read says so instead of ending as if the reply were whole.
+    server.default = Script(chunks=("one ", "two ", "three"), token_delay=0.5)
+    async with opened(server, kind, client) as llm, llm.generate_stream("hi") as stream:
+        assert (await stream.__anext__()).text == "one "
+        with anyio.move_on_after(0.2):
+            await stream.__anext__()
+        with pytest.raises(LLMException, match="cancelled") as info:
+            await stream.__anext__()
+        await server.wait_closed(server.requests[-1], timeout=0.5)
+    assert info.value.request_id is not None
+    assert stream.response is None  # no reply is reported whole
+
+
+@pytest.mark.parametrize("when", ["racing", "serving"])
+async def test_a_cancelled_consumer_task_ends_the_call_as_cancelled(server: FakeServer, kind: Kind, when: str) -> None:
+    ends: list[str] = []
+
+    class Ends:
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args: ends.append(name) if name.startswith("request_") and name != "request_start" else None
+
+    server.default = Script(
+        chunks=("one ", "two "), stall_after=1, delay_before_first_token=5.0 if when == "racing" else 0
+    )
+    async with LLMCommunication(config(provider(server, kind)), observer=Ends()) as llm:  # type: ignore[arg-type]
+        stream = llm.generate_stream("hi")
+
+        async def read() -> None:
+            async for _ in stream:
+                pass
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            await anyio.sleep(0.3)  # the read now waits on the network
+            tg.cancel_scope.cancel()
+        await server.wait_closed(server.requests[-1], timeout=1.0)
+        assert ends == ["request_cancelled"]
+        assert llm.metrics.snapshot()["series"][0]["cancelled"] == 1
+        with pytest.raises(LLMException, match="cancelled"):
+            await stream.__anext__()
+        await stream.aclose()

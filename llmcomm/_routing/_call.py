@@ -36,8 +36,8 @@ from ._attempt import CHECKPOINT_INTERVAL, AttemptState
 from ._budget import settle
 from ._continue import stream_broke, stream_stopped
 from ._guard import CLOSE_GRACE, aclose_quietly, contract_error, is_cancellation, notify, race_clock
-from ._outcome import call_timeout, closed_error, served_response
-from ._race import race
+from ._outcome import call_timeout, cancelled_error, closed_error, served_response
+from ._race import race, release_probes
 
 if TYPE_CHECKING:
     from ._manager import ProviderManager
@@ -180,13 +180,13 @@ class Call:
         except LLMException as exc:
             self.fail(exc)
             raise
-        except BaseException:
-            self.end_cancelled()
+        except BaseException as exc:
+            self.end_cancelled(cancelled_error(request.request_id) if is_cancellation(exc) else None)
             raise
         finally:
             self.scope = None
             _request_id.reset(token)
-            self._release_probes()
+            release_probes(self)
         if winner is None:  # the call's scope caught a cancellation: its deadline, or a close
             if self.cancel_requested:
                 self.end_cancelled(closed_error(request.request_id))
@@ -251,6 +251,11 @@ class Call:
                     self.scope = scope
                     batch, error = await self._read(winner, now, deadline)
                 stopped = scope.cancelled_caught
+        except BaseException as exc:
+            if is_cancellation(exc) and self.state == _SERVING:  # from outside: the caller's scope or task
+                self.end_cancelled(cancelled_error(self.request.request_id))
+                await aclose_quietly(winner.batches)
+            raise
         finally:
             self.scope = None
             _request_id.reset(token)
@@ -354,13 +359,6 @@ class Call:
         self.manager.unregister(self)
         if self.done is not None:
             self.done.set()
-
-    def _release_probes(self) -> None:
-        """Give back probe slots whose attempt never settled them (it was cancelled or never ran)."""
-        for name in self.probes:
-            if not any(a.provider.name == name and a.outcome in ("won", "failed") for a in self.attempts):
-                self.manager.cooldown.release(name)
-        self.probes.clear()
 
     def attempt_records(self, now: float) -> tuple[Attempt, ...]:
         """What each provider did, skipped ones first."""

@@ -54,6 +54,18 @@ def closed_error(request_id: str | None) -> LLMException:
     )
 
 
+def cancelled_error(request_id: str | None) -> LLMException:
+    """What a read raises after the call was cancelled from outside it (a caller's scope, a cancelled task).
+
+    The provider's stream was closed with the cancellation, so the reply cannot go on.
+    """
+    return LLMException(
+        "the call was cancelled while it waited for its provider (by an enclosing cancel scope or a "
+        "cancelled task) and its upstream is closed; start a new call to get a reply",
+        request_id=request_id,
+    )
+
+
 def call_timeout(timeout: float, request_id: str | None, provider: str | None = None) -> LLMTimeoutError:
     """The call's deadline passed (`timeout` seconds after it started)."""
     what = "no complete reply" if provider else "no reply"

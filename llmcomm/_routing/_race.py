@@ -79,6 +79,14 @@ async def race(manager: ProviderManager, call: Call) -> AttemptState:
                 await aclose_quietly(attempt.batches)
 
 
+def release_probes(call: Call) -> None:
+    """Give back the probe slots the plan took whose attempt never settled them (cancelled, or never run)."""
+    for name in call.probes:
+        if not any(a.provider.name == name and a.outcome in ("won", "failed") for a in call.attempts):
+            call.manager.cooldown.release(name)
+    call.probes.clear()
+
+
 async def _plan(manager: ProviderManager, call: Call) -> deque[BaseProvider]:
     """The providers to try, in order: those that can serve the call (capabilities),
     skipping those cooling down (never all of them)."""
