@@ -199,7 +199,7 @@ async def test_a_cancelled_consumer_task_ends_the_call_as_cancelled(server: Fake
     server.default = Script(
         chunks=("one ", "two "), stall_after=1, delay_before_first_token=5.0 if when == "racing" else 0
     )
-    async with LLMCommunication(config(provider(server, kind)), observer=Ends()) as llm:  # type: ignore[arg-type]
+    async with LLMCommunication(config(provider(server, kind)), observer=Ends()) as llm:
         stream = llm.generate_stream("hi")
 
         async def read() -> None:
