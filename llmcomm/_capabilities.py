@@ -54,10 +54,16 @@ def requirements(request: Request) -> frozenset[str]:
 
 
 def capabilities_of(provider: Any) -> frozenset[str]:
-    """What `provider` can take: its own `capabilities`, its configuration's, or its kind's default."""
-    own = getattr(provider, "capabilities", None)
-    if own is None:
-        own = getattr(getattr(provider, "config", None), "capabilities", None)
+    """What `provider` can take: its own `capabilities`, its configuration's, or its kind's default.
+
+    A member that fails to read (a user's property that raises) counts as not declared.
+    """
+    try:
+        own = getattr(provider, "capabilities", None)
+        if own is None:
+            own = getattr(getattr(provider, "config", None), "capabilities", None)
+    except Exception:
+        own = None
     if own is not None:
         return frozenset(own)
     return DEFAULT_CAPABILITIES.get(str(getattr(provider, "kind", "")), frozenset())

@@ -226,7 +226,7 @@ class SyncLLMCommunication:
     def _open(self) -> BlockingPortal:
         """The portal this facade's connections are open on, opening them on the first call."""
         portal = self._portal
-        if portal is not None and self._epoch == fork_epoch():
+        if portal is not None and self._epoch == fork_epoch() and not self._closed:
             return portal
         refuse_when_finalizing()
         check_not_portal_thread("SyncLLMCommunication")

@@ -157,6 +157,25 @@ def test_an_attempts_limit_is_its_configs_timeout_or_the_providers_own() -> None
     assert attempt_timeout(built) == 7.0
 
 
+class Unready(Scripted):
+    """A user's provider whose optional members are properties that fail."""
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        raise RuntimeError("not configured yet")
+
+    @property
+    def config(self) -> object:
+        raise RuntimeError("not configured yet")
+
+
+async def test_an_optional_member_that_fails_to_read_counts_as_not_declared() -> None:
+    provider = Unready("unready")
+    assert attempt_timeout(provider) == math.inf
+    async with client(provider) as llm:
+        assert await llm.generate_text("hi") == "hello"
+
+
 async def test_the_per_attempt_timeout_covers_the_stream_after_its_first_chunk() -> None:
     slow = Scripted("slow", ["a", 1.0, "b", 3600], timeout=2.0)
     async with client(slow, stream_idle_timeout=60.0) as llm:

@@ -105,8 +105,12 @@ def test_agenerate_response_serves_any_event_loop_of_the_caller(server: FakeServ
     assert [(r.content, r.usage.total_tokens) for r in responses] == [("from any loop", 7)] * 3
     assert len({r.connection_id for r in server.requests}) == 1  # one client and pool, whatever the loop
     llm.close()
-    with pytest.raises(LLMException, match="closed"):
+    # What the caller did, not what a process-wide shutdown would have done.
+    with pytest.raises(LLMException, match=r"^this SyncLLMCommunication is closed; create a new one"):
         asyncio.run(llm.agenerate_response("hi"))
+    with pytest.raises(LLMException, match=r"^this SyncLLMCommunication is closed; create a new one"):
+        llm.generate_text("hi")
+    assert len(server.requests) == 3  # nothing sent after the close
 
 
 def test_no_provider_raises_configuration_error_at_construction() -> None:

@@ -44,9 +44,21 @@ class BaseProvider(Protocol):
         ...
 
 
+def _declared(provider: BaseProvider, name: str) -> object:
+    """An optional member of `provider`, None when absent or when reading it raises.
+
+    A user's provider may compute one in a property that fails; the member is then
+    treated as not declared, and the call goes on as it would without it.
+    """
+    try:
+        return getattr(provider, name, None)
+    except Exception:
+        return None
+
+
 def config_of(provider: BaseProvider) -> ProviderConfig | None:
     """The `ProviderConfig` `provider` was made from; None for a user's own provider object."""
-    config = getattr(provider, "config", None)
+    config = _declared(provider, "config")
     return config if isinstance(config, ProviderConfig) else None
 
 
@@ -63,7 +75,7 @@ def attempt_timeout(provider: BaseProvider) -> float:
     attribute, when it declares a positive one.
     """
     config = config_of(provider)
-    limit = config.timeout if config is not None else getattr(provider, "timeout", None)
+    limit = config.timeout if config is not None else _declared(provider, "timeout")
     if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
         return math.inf
     return float(limit)
@@ -76,8 +88,8 @@ def stream_batches(provider: BaseProvider, request: Request) -> AsyncIterator[Ch
     (`stream_batches(request)`), so the per-token path costs no task hand-off; any
     other provider's chunks travel one per batch.
     """
-    native = getattr(provider, "stream_batches", None)
-    if native is not None:
+    native = _declared(provider, "stream_batches")
+    if callable(native):
         batches: AsyncIterator[ChunkBatch] = native(request)
         return batches
     return _one_per_batch(provider.stream(request))
