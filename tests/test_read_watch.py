@@ -9,12 +9,15 @@ Over real HTTP to the fake server, both wires, asyncio and trio.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import anyio
+import anyio.lowlevel
 import httpx2
 import pytest
 
@@ -25,10 +28,12 @@ from llmcomm import (
     LLMException,
     LLMTimeoutError,
     OpenAIProvider,
+    ProviderConfig,
+    ProviderUnavailableError,
     StreamInterruptedError,
 )
 from llmcomm.providers._http import new_http_client
-from llmcomm.providers._watch import WatchedBackend, watch_connections
+from llmcomm.providers._watch import WatchedBackend, watch_connections, watchable
 from llmcomm.testing import FakeServer, Script
 
 from .helpers import config, provider
@@ -52,9 +57,11 @@ def client(request: pytest.FixtureRequest) -> Client:
 
 
 @asynccontextmanager
-async def opened(server: FakeServer, kind: Kind, client: Client, **settings: Any) -> AsyncIterator[LLMCommunication]:
+async def opened(
+    server: FakeServer, kind: Kind, client: Client, provider_timeout: float | None = None, **settings: Any
+) -> AsyncIterator[LLMCommunication]:
     """A client on `server`: llmcomm's own HTTP client, or a provider built on the caller's own `httpx2` client."""
-    entry = provider(server, kind)
+    entry = provider(server, kind) if provider_timeout is None else provider(server, kind, timeout=provider_timeout)
     if client == "llmcomm":
         async with LLMCommunication(config(entry, **settings)) as llm:
             yield llm
@@ -132,9 +139,14 @@ async def test_the_calls_deadline_ends_a_stream_that_keeps_flowing(
     assert 0.55 <= elapsed < 1.6
 
 
-async def test_a_close_from_another_task_stops_a_waiting_read(server: FakeServer, kind: Kind, client: Client) -> None:
+@pytest.mark.parametrize("bounded", [True, False], ids=["deadlines", "no-deadline"])
+async def test_a_close_from_another_task_stops_a_waiting_read(
+    server: FakeServer, kind: Kind, client: Client, bounded: bool
+) -> None:
+    # With every timeout infinite (all accepted) the read's deadline is inf, and a close must still reach it.
+    unbounded = {} if bounded else {"provider_timeout": math.inf, "timeout": math.inf, "stream_idle_timeout": math.inf}
     server.default = Script(chunks=("one ", "two ", "three"), stall_after=2)
-    async with opened(server, kind, client) as llm:
+    async with opened(server, kind, client, **unbounded) as llm:
         stream = llm.generate_stream("hi")
         assert (await stream.__anext__()).text == "one "
         outcome: list[BaseException] = []
@@ -216,3 +228,102 @@ async def test_a_cancelled_consumer_task_ends_the_call_as_cancelled(server: Fake
         with pytest.raises(LLMException, match="cancelled"):
             await stream.__anext__()
         await stream.aclose()
+
+
+class Reconnecting:
+    """A user's resilience wrapper around a built-in provider: once the stream breaks, it sends a fresh request."""
+
+    kind = "custom"
+
+    def __init__(self, inner: AnthropicProvider | OpenAIProvider) -> None:
+        self.inner = inner
+        self.name, self.model = "resilient", inner.model
+
+    async def stream(self, request: Any) -> AsyncIterator[Any]:
+        for attempt in range(2):
+            try:
+                async for chunk in self.inner.stream(request):
+                    yield chunk
+                return
+            except ProviderUnavailableError:
+                if attempt == 1:
+                    raise
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize("stop", ["idle", "call-timeout"])
+async def test_a_wrapper_that_sends_again_mid_stream_is_still_bounded(
+    server: FakeServer, kind: Kind, stop: str
+) -> None:
+    # The wrapper's second request is sent inside a read of the call, not in its race: only a
+    # built-in provider's own reads may keep the call's deadline, so this one is scoped per batch.
+    server.enqueue(
+        Script(chunks=("one ", "two ", "three"), reset_after=2), Script(chunks=("uno ", "dos ", "tres"), stall_after=1)
+    )
+    inner = AnthropicProvider(provider(server, kind)) if kind == "anthropic" else OpenAIProvider(provider(server, kind))
+    idle, timeout = (0.4, 30.0) if stop == "idle" else (60.0, 1.0)
+    config = Configuration(providers=[Reconnecting(inner)], stream_idle_timeout=idle, max_retries=0)
+    async with LLMCommunication(config) as llm:
+        started = time.monotonic()
+        expected = StreamInterruptedError if stop == "idle" else LLMTimeoutError
+        with anyio.fail_after(5), pytest.raises(expected):
+            await llm.generate_text("hi", timeout=timeout)
+        assert time.monotonic() - started < 1.8
+        await server.wait_closed(server.requests[-1], timeout=0.5)
+    assert len(server.requests) == 2
+
+
+def test_only_the_built_in_providers_read_under_the_watch() -> None:
+    config = ProviderConfig(name="a", kind="anthropic", api_key="k")
+    assert watchable(AnthropicProvider(config)) and watchable(
+        OpenAIProvider(dataclasses.replace(config, kind="openai"))
+    )
+    assert not watchable(Reconnecting(AnthropicProvider(config)))
+    assert not watchable(type("Sub", (AnthropicProvider,), {})(config))  # a subclass may read otherwise
+
+
+ROUNDS = 21  # closes after 0 to 6 checkpoints, three times each: some land while the race connects
+
+
+async def test_a_close_while_the_race_connects_reads_as_closed(server: FakeServer, client: Client) -> None:
+    # trio connects in a nursery (happy eyeballs), so a cancellation there arrives as a group of
+    # Cancelled: it is still a cancellation, never "the provider raised BaseExceptionGroup".
+    outcomes: list[str] = []
+    server.default = Script(tokens=5)
+    async with opened(server, "anthropic", client) as llm:
+        for i in range(ROUNDS):
+            stream = llm.generate_stream("hi")
+
+            async def read(stream: Any = stream) -> None:
+                try:
+                    async for _ in stream:
+                        pass
+                    outcomes.append("end")
+                except LLMException as exc:
+                    outcomes.append("closed" if "closed" in str(exc) else f"{type(exc).__name__}: {exc}")
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(read)
+                    for _ in range(i % 7):
+                        await anyio.lowlevel.checkpoint()
+                    await stream.aclose()
+        assert llm.metrics.snapshot()["series"][0]["errors"] == {}
+    assert [o for o in outcomes if o not in ("closed", "end")] == []
+
+
+async def test_the_callers_timeout_while_the_race_connects_is_the_callers(server: FakeServer, client: Client) -> None:
+    raised: list[str] = []
+    server.default = Script(tokens=5)
+    async with opened(server, "anthropic", client) as llm:
+        for i in range(ROUNDS):
+            stream = llm.generate_stream("hi")
+            try:
+                with anyio.fail_after(5), anyio.move_on_after(0.0003 * (i % 7)):
+                    await stream.__anext__()
+            except LLMException as exc:
+                raised.append(f"{type(exc).__name__}: {exc}")
+            await stream.aclose()
+    assert raised == []

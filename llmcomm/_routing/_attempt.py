@@ -20,7 +20,7 @@ from .._errors import LLMException, ProviderUnavailableError
 from .._secrets import detach_foreign_causes
 from .._types import Attempt, AttemptOutcome, ChunkBatch, Request, is_progress
 from ..providers._base import BaseProvider, attempt_timeout, secret_of, stream_batches
-from ..providers._watch import READ_WATCH, ReadWatch
+from ..providers._watch import READ_WATCH, ReadWatch, watchable
 from ._budget import charge, reading_headers, report
 from ._guard import aclose_quietly, contract_error, is_cancellation
 from ._state import Scope, StateBackend
@@ -162,7 +162,7 @@ async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[
     if error is None and scope is not None and scope.cancelled_caught:
         error = ProviderUnavailableError(
             f"the attempt took longer than the provider's timeout ({attempt.deadline - attempt.started:g} s); "
-            "raise ProviderConfig.timeout, or check the provider",
+            "raise its timeout (ProviderConfig.timeout, or the timeout of your own provider), or check the provider",
             provider=provider.name,
         )
     if error is not None:
@@ -172,6 +172,9 @@ async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[
 
 
 async def _read_to_first(attempt: AttemptState, request: Request, clock: Callable[[], float]) -> None:
+    if not watchable(attempt.provider):
+        await _read_batches(attempt, request, clock)
+        return
     attempt.watch = watch = ReadWatch()
     token = READ_WATCH.set(watch)  # read by `send()` when the first batch is asked for
     try:

@@ -18,7 +18,6 @@ provider's iterator itself.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, final
 
@@ -241,10 +240,11 @@ class Call:
                 self.scope = watch
                 watch.deadline = deadline
                 watch.expired = False
+                watch.armed = True
                 try:
                     batch, error = await self._read(winner, now, deadline)
                 finally:
-                    watch.deadline = math.inf  # the closing drain keeps the transport's own timeout
+                    watch.armed = False  # the closing drain keeps the transport's own timeout
                 stopped = watch.expired
             else:
                 with anyio.CancelScope(deadline=deadline) as scope:

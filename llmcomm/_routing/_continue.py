@@ -152,7 +152,9 @@ async def stream_stopped(call: Call, deadline: float) -> None:
         await stream_broke(
             call,
             ProviderUnavailableError(
-                "the attempt took longer than the provider's timeout; raise ProviderConfig.timeout", provider=name
+                "the attempt took longer than the provider's timeout; raise it (ProviderConfig.timeout, or the "
+                "timeout of your own provider)",
+                provider=name,
             ),
         )
         return

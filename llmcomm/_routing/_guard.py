@@ -24,7 +24,14 @@ CLOSE_GRACE = 2.0
 
 
 def is_cancellation(exc: BaseException) -> bool:
-    """Whether `exc` is the event loop cancelling this task (not a provider's stray raise)."""
+    """Whether `exc` is the event loop cancelling this task (not a provider's stray raise).
+
+    A group made only of cancellations is one too: trio's happy-eyeballs connect
+    (`trio.open_tcp_stream`, under httpcore2) raises the cancellation of its
+    nursery that way, and the enclosing cancel scope catches it as such.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_cancellation(inner) for inner in exc.exceptions)
     if isinstance(exc, asyncio.CancelledError):
         task = asyncio.current_task() if asyncio._get_running_loop() is not None else None
         return task is not None and task.cancelling() > 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 import httpx2
 
@@ -37,6 +37,8 @@ class OpenAIProvider:
     """A `BaseProvider` for OpenAI Chat Completions and OpenAI-compatible servers."""
 
     kind = "openai"
+    #: its batches come straight from one response read as it arrives (`providers._watch`)
+    watchable: ClassVar[bool] = True
 
     def __init__(self, config: ProviderConfig, http_client: httpx2.AsyncClient | None = None) -> None:
         self.config = config

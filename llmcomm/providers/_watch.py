@@ -45,17 +45,20 @@ class ReadStopped(Exception):
 class ReadWatch:
     """One response's read deadline, and the way to stop its reads from another task.
 
-    The reader sets `deadline` for one batch and puts it back to inf after; only a
-    read that waits on the network enters a cancel scope. `expired` says whether a
-    read stopped, at the deadline or by `cancel()`.
+    The reader arms it for one batch (`armed`, and `deadline`, which may be inf when
+    no timeout applies) and disarms it after; only a read that waits on the network
+    enters a cancel scope. `expired` says whether a read stopped, at the deadline or
+    by `cancel()`.
     """
 
-    __slots__ = ("attached", "deadline", "expired", "scope", "stopped")
+    __slots__ = ("armed", "attached", "deadline", "expired", "scope", "stopped")
 
     def __init__(self) -> None:
         #: whether `send()` attached this watch to a watched stream (else the reader scopes itself)
         self.attached = False
-        #: the reads' deadline on the race's clock (inf: not armed, the transport's own timeout rules)
+        #: whether a batch is being read under it (disarmed: the transport's own timeout rules)
+        self.armed = False
+        #: the reads' deadline on the race's clock, while armed
         self.deadline = math.inf
         self.expired = False
         self.stopped = False
@@ -84,7 +87,7 @@ class WatchedStream:
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         watch = self.watch
-        if watch is None or watch.deadline == math.inf:
+        if watch is None or not watch.armed:
             return await self._stream.read(max_bytes, timeout)
         with anyio.CancelScope(deadline=watch.deadline) as scope:
             watch.scope = scope
@@ -141,6 +144,17 @@ class WatchedBackend:
 
     async def sleep(self, seconds: float) -> None:
         await self._backend.sleep(seconds)
+
+
+def watchable(provider: object) -> bool:
+    """Whether `provider`'s batches come straight from one response, read as it arrives.
+
+    Only then may a call keep its deadline at that response's network reads: the
+    classes that say so themselves (`watchable = True` in their own body; a
+    subclass, or a user's provider wrapping one, may read otherwise and is scoped
+    per batch).
+    """
+    return type(provider).__dict__.get("watchable") is True
 
 
 def watch_connections(client: httpx2.AsyncClient) -> int:
