@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import final
 
@@ -120,37 +121,34 @@ def _binary() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-def redis() -> Iterator[RedisServer]:
-    """The session's Redis server; tests use distinct scopes, so they never see each other's keys."""
+@contextmanager
+def running_redis(password: str | None = None) -> Iterator[RedisServer]:
+    """A Redis server on a free loopback port, persistence off, stopped when the block ends."""
     with tempfile.TemporaryDirectory(prefix="llmcomm-redis-") as workdir:
-        server = RedisServer(_binary(), free_port(), Path(workdir))
+        server = RedisServer(_binary(), free_port(), Path(workdir), password=password)
         server.start()
         try:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    """The session's Redis server; tests use distinct scopes, so they never see each other's keys."""
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture
 def redis_with_password() -> Iterator[RedisServer]:
     """A Redis server of this test's own that wants the password `s3cret-redis-pw`."""
-    with tempfile.TemporaryDirectory(prefix="llmcomm-redis-") as workdir:
-        server = RedisServer(_binary(), free_port(), Path(workdir), password="s3cret-redis-pw")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with running_redis(password="s3cret-redis-pw") as server:
+        yield server
 
 
 @pytest.fixture
 def redis_private() -> Iterator[RedisServer]:
     """A Redis server of this test's own, to kill and restart; stopped when the test ends."""
-    with tempfile.TemporaryDirectory(prefix="llmcomm-redis-") as workdir:
-        server = RedisServer(_binary(), free_port(), Path(workdir))
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with running_redis() as server:
+        yield server

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 
 from llmcomm._routing._state._types import LEASE_TTL, burst, refill_rate
 from llmcomm.testing import FakeServer, Script
 
+from ._workers import WORKERS, answer, backend_of, spawned
 from .conftest import RedisServer
 
 CHILD = str(Path(__file__).with_name("_client_child.py"))
-WORKERS = 8
 #: how long a child may take to get ready or to answer, in seconds (8 interpreters on a busy machine)
 ANSWER_TIMEOUT = 60.0
 
@@ -35,37 +33,9 @@ def workers(
     url: str, base_url: str, mode: str, seed: str, args: list[list[str]] | None = None
 ) -> Iterator[list[subprocess.Popen[str]]]:
     """`WORKERS` clients, half on asyncio and half on trio; worker i gets `args[i]`."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, CHILD, url, "asyncio" if i % 2 == 0 else "trio", base_url, mode, seed]
-            + (args[i] if args else []),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(WORKERS)
-    ]
-    try:
+    commands = [[CHILD, url, backend_of(i), base_url, mode, seed, *(args[i] if args else [])] for i in range(WORKERS)]
+    with spawned(commands, ANSWER_TIMEOUT) as procs:
         yield procs
-    finally:
-        for proc in procs:
-            if proc.stdin and not proc.stdin.closed:
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=ANSWER_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            if proc.stdout:
-                proc.stdout.close()
-
-
-def answer(proc: subprocess.Popen[str]) -> Any:
-    stream: IO[str] | None = proc.stdout
-    assert stream is not None
-    line = stream.readline()  # bounded: each child ends within its own time limits
-    assert line, f"worker {proc.pid} ended without answering (exit {proc.poll()})"
-    return json.loads(line)
 
 
 def go(procs: list[subprocess.Popen[str]], start: float, *, only: list[int] | None = None) -> None:

@@ -2,71 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 
 from llmcomm._routing._state._types import LEASE_TTL, burst, refill_rate
 
+from ._workers import WORKERS, answer, ask, backend_of, spawned
 from .conftest import RedisServer
 
 CHILD = str(Path(__file__).with_name("_child.py"))
-WORKERS = 8
 #: how long a child may take to answer one command, in seconds
 ANSWER_TIMEOUT = 20.0
 
 
-def backend_of(index: int) -> str:
-    return "asyncio" if index % 2 == 0 else "trio"
-
-
 @contextmanager
 def children(url: str, mode: str, seed: str, *args: str) -> Iterator[list[subprocess.Popen[str]]]:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, CHILD, url, backend_of(i), mode, seed, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(WORKERS)
-    ]
-    try:
+    with spawned([[CHILD, url, backend_of(i), mode, seed, *args] for i in range(WORKERS)], ANSWER_TIMEOUT) as procs:
         yield procs
-    finally:
-        for proc in procs:
-            if proc.stdin and not proc.stdin.closed:
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=ANSWER_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            if proc.stdout:
-                proc.stdout.close()
-
-
-def answer(proc: subprocess.Popen[str]) -> Any:
-    stream: IO[str] | None = proc.stdout
-    assert stream is not None
-    line = stream.readline()  # each child answers within seconds; the finally above bounds a stuck one
-    assert line, f"child {proc.pid} ended without answering (exit {proc.poll()})"
-    return json.loads(line)
-
-
-def ask(proc: subprocess.Popen[str], command: str) -> Any:
-    assert proc.stdin is not None
-    proc.stdin.write(command + "\n")
-    proc.stdin.flush()
-    return answer(proc)
 
 
 @pytest.mark.timeout(120)
