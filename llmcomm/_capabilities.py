@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, TypeVar
 from ._errors import ConfigurationError, InvalidRequestError
 from ._messages import DocumentPart, ImagePart
 from ._types import Attempt, Request
+from .providers._base import declared
 
 P = TypeVar("P")
 
@@ -58,12 +59,9 @@ def capabilities_of(provider: Any) -> frozenset[str]:
 
     A member that fails to read (a user's property that raises) counts as not declared.
     """
-    try:
-        own = getattr(provider, "capabilities", None)
-        if own is None:
-            own = getattr(getattr(provider, "config", None), "capabilities", None)
-    except Exception:
-        own = None
+    own: Any = declared(provider, "capabilities")
+    if own is None:
+        own = declared(declared(provider, "config"), "capabilities")
     if own is not None:
         return frozenset(own)
     return DEFAULT_CAPABILITIES.get(str(getattr(provider, "kind", "")), frozenset())

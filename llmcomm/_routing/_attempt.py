@@ -16,13 +16,14 @@ from typing import final
 import anyio
 import anyio.lowlevel
 
-from .._errors import LLMException, ProviderUnavailableError
+from .._errors import LLMException
 from .._secrets import detach_foreign_causes
 from .._types import Attempt, AttemptOutcome, ChunkBatch, Request, is_progress
 from ..providers._base import BaseProvider, attempt_timeout, secret_of, stream_batches
 from ..providers._watch import READ_WATCH, ReadWatch, watchable
 from ._budget import charge, reading_headers, report
 from ._guard import aclose_quietly, contract_error, is_cancellation
+from ._outcome import attempt_timed_out
 from ._state import Scope, StateBackend
 
 #: the longest a provider may hold the event loop, in loop time (s), before the race
@@ -160,11 +161,7 @@ async def run_attempt(attempt: AttemptState, request: Request, clock: Callable[[
         report(attempt, clock())
         return
     if error is None and scope is not None and scope.cancelled_caught:
-        error = ProviderUnavailableError(
-            f"the attempt took longer than the provider's timeout ({attempt.deadline - attempt.started:g} s); "
-            "raise its timeout (ProviderConfig.timeout, or the timeout of your own provider), or check the provider",
-            provider=provider.name,
-        )
+        error = attempt_timed_out(provider.name, attempt.deadline - attempt.started)
     if error is not None:
         error.provider = error.provider or provider.name
         attempt.fail(error, clock())

@@ -262,11 +262,7 @@ class Call:
         if self.cancel_requested and self.state != _DONE:  # closed from another task just as a batch came
             await self._close_now()
         if batch is not None:
-            if batch:
-                self.chunks += batch
-                last = batch[-1]
-                if last.finish_reason is not None or last.usage is not None:
-                    self.closing = last
+            self._remember(batch)
             self.tail_error = error
             return batch
         if stopped:

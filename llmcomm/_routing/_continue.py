@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from .._capabilities import capabilities_of
-from .._errors import LLMException, ProviderUnavailableError, StreamInterruptedError
+from .._errors import LLMException, StreamInterruptedError
 from .._types import ChunkBatch, Message
 from ..providers._base import BaseProvider
 from ._attempt import AttemptState, run_attempt
 from ._guard import aclose_quietly, notify
-from ._outcome import call_timeout, closed_error, idle_timeout, interrupted
+from ._outcome import attempt_timed_out, call_timeout, closed_error, idle_timeout, interrupted
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -149,14 +149,7 @@ async def stream_stopped(call: Call, deadline: float) -> None:
     elif deadline >= call.deadline:
         call.fail(call_timeout(call.timeout, request_id, name))
     elif deadline >= winner.deadline:
-        await stream_broke(
-            call,
-            ProviderUnavailableError(
-                "the attempt took longer than the provider's timeout; raise it (ProviderConfig.timeout, or the "
-                "timeout of your own provider)",
-                provider=name,
-            ),
-        )
+        await stream_broke(call, attempt_timed_out(name, winner.deadline - winner.started))
         return
     else:
         idle = call.manager.stream_idle_timeout

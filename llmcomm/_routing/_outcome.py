@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._cost import cost_of
-from .._errors import LLMException, LLMTimeoutError, StreamInterruptedError
+from .._errors import LLMException, LLMTimeoutError, ProviderUnavailableError, StreamInterruptedError
 from .._messages import assemble
 from .._types import LLMResponse, UsageInfo
 from ..providers._base import config_of
@@ -63,6 +63,15 @@ def cancelled_error(request_id: str | None) -> LLMException:
         "the call was cancelled while it waited for its provider (by an enclosing cancel scope or a "
         "cancelled task) and its upstream is closed; start a new call to get a reply",
         request_id=request_id,
+    )
+
+
+def attempt_timed_out(provider: str, seconds: float) -> ProviderUnavailableError:
+    """The attempt on `provider` ran past its own timeout (`seconds` after it started)."""
+    return ProviderUnavailableError(
+        f"the attempt took longer than the provider's timeout ({seconds:g} s); raise it "
+        "(ProviderConfig.timeout, or the timeout of your own provider), or check the provider",
+        provider=provider,
     )
 
 

@@ -44,21 +44,21 @@ class BaseProvider(Protocol):
         ...
 
 
-def _declared(provider: BaseProvider, name: str) -> object:
-    """An optional member of `provider`, None when absent or when reading it raises.
+def declared(owner: object, name: str) -> object:
+    """An optional member of `owner` (a provider, or its config), None when absent or when reading it raises.
 
     A user's provider may compute one in a property that fails; the member is then
     treated as not declared, and the call goes on as it would without it.
     """
     try:
-        return getattr(provider, name, None)
+        return getattr(owner, name, None)
     except Exception:
         return None
 
 
 def config_of(provider: BaseProvider) -> ProviderConfig | None:
     """The `ProviderConfig` `provider` was made from; None for a user's own provider object."""
-    config = _declared(provider, "config")
+    config = declared(provider, "config")
     return config if isinstance(config, ProviderConfig) else None
 
 
@@ -75,7 +75,7 @@ def attempt_timeout(provider: BaseProvider) -> float:
     attribute, when it declares a positive one.
     """
     config = config_of(provider)
-    limit = config.timeout if config is not None else _declared(provider, "timeout")
+    limit = config.timeout if config is not None else declared(provider, "timeout")
     if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
         return math.inf
     return float(limit)
@@ -88,7 +88,7 @@ def stream_batches(provider: BaseProvider, request: Request) -> AsyncIterator[Ch
     (`stream_batches(request)`), so the per-token path costs no task hand-off; any
     other provider's chunks travel one per batch.
     """
-    native = _declared(provider, "stream_batches")
+    native = declared(provider, "stream_batches")
     if callable(native):
         batches: AsyncIterator[ChunkBatch] = native(request)
         return batches

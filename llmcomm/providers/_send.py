@@ -26,7 +26,7 @@ from .._errors import ConfigurationError, LLMException, ProviderUnavailableError
 from .._wire._requests import Endpoint, endpoint
 from .._wire._status import error_for_response
 from ._http import map_transport_error, new_http_client, request_timeout
-from ._watch import attach
+from ._watch import attach, detach
 
 #: the most of an error body read to describe the error (the rest is not read)
 MAX_ERROR_BODY = 64 * 1024
@@ -107,7 +107,7 @@ async def send(
         ) from exc
     finally:
         if watched is not None:
-            watched.watch = None
+            detach(watched)
         # Shielded: a cancelled caller must still give the connection back (or close it).
         with anyio.CancelScope(shield=True):
             await response.aclose()

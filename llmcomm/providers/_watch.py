@@ -181,8 +181,8 @@ def watch_connections(client: httpx2.AsyncClient) -> int:
 def attach(response: httpx2.Response) -> WatchedStream | None:
     """Attach the sending attempt's watch (`READ_WATCH`, or none) to the stream `response` is read from.
 
-    The stream when it is a watched one: whoever attached detaches (`stream.watch =
-    None`) when the response ends, so a pooled connection carries no stale watch.
+    The stream when it is a watched one: whoever attached calls `detach` when the
+    response ends, so a pooled connection carries no stale watch.
     """
     stream = response.extensions.get("network_stream")
     if not isinstance(stream, WatchedStream):
@@ -191,3 +191,10 @@ def attach(response: httpx2.Response) -> WatchedStream | None:
     if watch is not None:
         watch.attached = True
     return stream
+
+
+def detach(stream: WatchedStream) -> None:
+    """End what `attach` began: the connection goes back to the pool without the watch."""
+    if stream.watch is not None:
+        stream.watch.attached = False
+        stream.watch = None
