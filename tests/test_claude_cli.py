@@ -27,6 +27,7 @@ from llmcomm.errors import (
     StreamInterruptedError,
 )
 from llmcomm.providers._claude_cli import ClaudeCLIProvider
+from llmcomm.providers._claude_cli_process import SCRATCH_PREFIX
 from llmcomm.providers._claude_cli_prompt import render_prompt
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("private_tmp")]  # scratch dirs are counted
@@ -105,6 +106,11 @@ async def wait_for(check: Callable[[int], bool], pid: int, bound: float = 1.0) -
             return True
         await anyio.sleep(0.01)
     return check(pid)
+
+
+def scratch_dirs() -> set[str]:
+    """The CLI scratch directories in the temporary directory (a test's own: `private_tmp`)."""
+    return {str(path) for path in Path(tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*")}
 
 
 def dead(pid: int) -> bool:
@@ -363,7 +369,7 @@ async def test_silence_longer_than_the_timeout_fails(fake_cli: str, record: Path
 
 async def test_a_missing_binary_fails_fast_and_is_not_retryable(tmp_path: Path) -> None:
     provider = ClaudeCLIProvider(ProviderConfig(name="cli", kind="claude_cli", cli_path=str(tmp_path / "nope")))
-    scratch_before = set(Path(tempfile.gettempdir()).glob("llmcomm-claude-*"))
+    scratch_before = scratch_dirs()
     started = time.monotonic()
     with pytest.raises(ProviderUnavailableError) as caught:
         await collect(provider)
@@ -372,7 +378,7 @@ async def test_a_missing_binary_fails_fast_and_is_not_retryable(tmp_path: Path) 
     assert not caught.value.retryable
     assert "claude CLI not found at" in str(caught.value)
     assert "CLAUDE_CLI_PATH" in str(caught.value)
-    assert set(Path(tempfile.gettempdir()).glob("llmcomm-claude-*")) <= scratch_before
+    assert scratch_dirs() <= scratch_before
 
 
 async def test_a_file_that_is_not_executable_is_reported_as_not_found(tmp_path: Path) -> None:
@@ -393,11 +399,11 @@ async def test_a_file_that_is_not_executable_is_reported_as_not_found(tmp_path: 
     ],
 )
 async def test_input_that_cannot_reach_the_child_is_refused(fake_cli: str, record: Path, req: Request) -> None:
-    scratch_before = set(Path(tempfile.gettempdir()).glob("llmcomm-claude-*"))
+    scratch_before = scratch_dirs()
     with pytest.raises(InvalidRequestError):
         await collect(ClaudeCLIProvider(config(fake_cli, record=record)), req)
     assert not record.exists()  # no child was started
-    assert set(Path(tempfile.gettempdir()).glob("llmcomm-claude-*")) <= scratch_before
+    assert scratch_dirs() <= scratch_before
 
 
 # -- the child's end ------------------------------------------------------------------

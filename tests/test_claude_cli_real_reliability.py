@@ -8,12 +8,9 @@ binary (see `test_claude_cli_real.py`).
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,9 +23,9 @@ from llmcomm._messages import normalise_finish_reason
 from llmcomm._types import Message, Request, StreamChunk
 from llmcomm.errors import InvalidRequestError
 from llmcomm.providers._claude_cli import ClaudeCLIProvider
-from llmcomm.providers._claude_cli_process import SCRATCH_PREFIX
 from llmcomm.testing import FakeServer, RecordedRequest, Script
 
+from .test_claude_cli import dead, scratch_dirs
 from .test_claude_cli_real import BOUND, MODEL, config, real_cli
 
 __all__ = ["real_cli"]  # the fixture, shared with test_claude_cli_real
@@ -199,10 +196,6 @@ anyio.run(main, backend=sys.argv[3])
 """
 
 
-def _scratch_dirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), SCRATCH_PREFIX + "*")))
-
-
 def _children(parent: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -214,15 +207,8 @@ def _children(parent: int) -> list[int]:
     return found
 
 
-def _dead(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
 async def test_the_cli_dies_with_a_caller_killed_by_sigkill(real_cli: str, anyio_backend: str) -> None:
-    before = _scratch_dirs()
+    before = scratch_dirs()
     async with FakeServer(default=Script(tokens=20, stall_after=1)) as server:
         command = [sys.executable, "-c", _WORKER, real_cli, server.anthropic_base_url, anyio_backend]
         async with await anyio.open_process(command, stdin=subprocess.DEVNULL, stderr=None) as worker:
@@ -237,16 +223,16 @@ async def test_the_cli_dies_with_a_caller_killed_by_sigkill(real_cli: str, anyio
                 with anyio.fail_after(5):
                     await worker.wait()
                 for _ in range(300):
-                    if _dead(child) and not _scratch_dirs() - before:
+                    if dead(child) and not scratch_dirs() - before:
                         break
                     await anyio.sleep(0.01)
                 took = time.monotonic() - killed
-                assert _dead(child)
+                assert dead(child)
                 await server.wait_closed(api_requests(server)[-1], timeout=2.0)  # the API connection too
             finally:
                 if worker.returncode is None:
                     worker.kill()
-    assert not _scratch_dirs() - before
+    assert not scratch_dirs() - before
     assert took < 3.0
 
 

@@ -7,12 +7,9 @@ against the real binary is in `test_claude_cli_real_reliability.py`.
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import aclosing
 from pathlib import Path
@@ -27,7 +24,6 @@ from llmcomm._types import Message, Request
 from llmcomm.errors import InvalidRequestError, ProviderUnavailableError
 from llmcomm.providers._claude_cli import ClaudeCLIProvider, effort_level
 from llmcomm.providers._claude_cli_events import CLIStream
-from llmcomm.providers._claude_cli_process import SCRATCH_PREFIX
 from llmcomm.providers._claude_cli_prompt import has_visible_text, literal_blocks, user_message_line
 
 from .test_claude_cli import (
@@ -40,6 +36,7 @@ from .test_claude_cli import (
     read_record,
     record,
     request,
+    scratch_dirs,
     wait_for,
 )
 
@@ -296,14 +293,10 @@ anyio.run(main, backend=sys.argv[3])
 """
 
 
-def _scratch_dirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), SCRATCH_PREFIX + "*")))
-
-
 async def test_the_child_and_its_scratch_directory_go_when_the_caller_is_sigkilled(
     fake_cli: str, record: Path, anyio_backend: str
 ) -> None:
-    before = _scratch_dirs()
+    before = scratch_dirs()
     command = [sys.executable, "-c", _WORKER, fake_cli, str(record), anyio_backend]
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL, stderr=None) as worker:
         try:
@@ -319,14 +312,14 @@ async def test_the_child_and_its_scratch_directory_go_when_the_caller_is_sigkill
                 await worker.wait()
             assert await wait_for(dead, child, bound=3.0)
             for _ in range(300):
-                if not _scratch_dirs() - before:
+                if not scratch_dirs() - before:
                     break
                 await anyio.sleep(0.01)
             took = time.monotonic() - killed
         finally:
             if worker.returncode is None:
                 worker.kill()
-    assert not _scratch_dirs() - before  # the watchdog removed the dead caller's scratch directory
+    assert not scratch_dirs() - before  # the watchdog removed the dead caller's scratch directory
     assert took < 3.0
 
 
