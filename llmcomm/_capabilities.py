@@ -15,7 +15,6 @@ from typing import Any, Final, Literal, TypeVar
 from ._errors import ConfigurationError, InvalidRequestError
 from ._messages import DocumentPart, ImagePart
 from ._types import Attempt, Request
-from .providers._base import declared
 
 P = TypeVar("P")
 
@@ -31,6 +30,18 @@ DEFAULT_CAPABILITIES: Final[dict[str, frozenset[str]]] = {
     "openai": frozenset(("tools", "images", "documents", "response_format", "reasoning")),
     "claude_cli": frozenset(("images", "response_format", "reasoning")),
 }
+
+
+def declared(owner: object, name: str) -> object:
+    """An optional member of `owner` (a provider, or its config), None when absent or when reading it raises.
+
+    A user's provider may compute one in a property that fails; the member is then
+    treated as not declared, and the call goes on as it would without it.
+    """
+    try:
+        return getattr(owner, name, None)
+    except Exception:
+        return None
 
 
 def requirements(request: Request) -> frozenset[str]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Protocol, runtime_checkable
 
+from .._capabilities import declared
 from .._config import ProviderConfig
 from .._types import ChunkBatch, Request, StreamChunk
 
@@ -42,18 +43,6 @@ class BaseProvider(Protocol):
     async def aclose(self) -> None:
         """Release the provider's resources."""
         ...
-
-
-def declared(owner: object, name: str) -> object:
-    """An optional member of `owner` (a provider, or its config), None when absent or when reading it raises.
-
-    A user's provider may compute one in a property that fails; the member is then
-    treated as not declared, and the call goes on as it would without it.
-    """
-    try:
-        return getattr(owner, name, None)
-    except Exception:
-        return None
 
 
 def config_of(provider: BaseProvider) -> ProviderConfig | None:
